@@ -1,0 +1,71 @@
+/* vidcap: C inference for video and image understanding (NesT, GradCAT, token filter, Masked Transformer).
+ *
+ * Shape of the API (after whisper.h): a vc_model holds read-only weights and may be shared by threads;
+ * every run takes params structs returned by vc_*_default_params(); results are read through accessors;
+ * every call that can fail on input returns 0 or a negative VC_ERR_* and writes one line
+ * "file: what is wrong" into the caller's error buffer. The library never exits or aborts on bad input. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum vc_status {
+    VC_OK = 0,
+    VC_ERR_IO = -1,          /* cannot open / read / write a file */
+    VC_ERR_FORMAT = -2,      /* malformed file: bad header, truncated data, corrupt image */
+    VC_ERR_UNSUPPORTED = -3, /* well-formed but not something vidcap handles */
+    VC_ERR_MODEL = -4,       /* weights do not form the model the metadata or the command asks for */
+    VC_ERR_NOMEM = -5,
+    VC_ERR_ARG = -6,         /* invalid parameter from the caller */
+};
+
+const char *vc_version(void);
+/* One line for stderr: BLAS, its threads, CPU features. */
+const char *vc_system_info(int n_threads);
+
+/* ---- models ---- */
+typedef struct vc_model vc_model;
+
+typedef struct vc_model_params {
+    int n_threads; /* compute threads; 0 = min(4, cores) */
+} vc_model_params;
+
+vc_model_params vc_model_default_params(void);
+/* Loads a safetensors model (vidcap metadata, or a timm NesT file recognised from its keys). */
+int vc_model_load(const char *path, vc_model_params params, vc_model **out, char *err, size_t errlen);
+void vc_model_free(vc_model *m);
+const char *vc_model_arch(const vc_model *m);        /* "nest", ... */
+const char *vc_model_description(const vc_model *m); /* one line: what it is and was trained on */
+int vc_model_n_labels(const vc_model *m);
+const char *vc_model_label(const vc_model *m, int i);
+/* The model shipped in models/ (absolute path baked in at build time, VIDCAP_MODEL_DIR overrides). */
+const char *vc_default_classifier_path(void);
+
+/* ---- classification ---- */
+typedef struct vc_state vc_state;
+
+vc_state *vc_state_create(const vc_model *m); /* NULL when out of memory */
+void vc_state_free(vc_state *s);
+
+/* Decodes an image file (JPEG, PNG, BMP, GIF, TGA, PNM), preprocesses it as the model's metadata says and
+ * runs the model. Results stay in the state until the next call. */
+int vc_classify_file(vc_state *s, const char *path, char *err, size_t errlen);
+/* Same, on an already decoded RGB image (rows of w*3 bytes). */
+int vc_classify_rgb(vc_state *s, const uint8_t *rgb, int w, int h, char *err, size_t errlen);
+/* Runs the network on an input the caller already preprocessed: channels-last floats
+ * [vc_input_size, vc_input_size, vc_input_channels]. */
+int vc_input_size(const vc_model *m);
+int vc_input_channels(const vc_model *m);
+int vc_classify_tensor(vc_state *s, const float *input);
+int vc_n_classes(const vc_state *s);
+const float *vc_probs(const vc_state *s);  /* softmax of the logits */
+const float *vc_logits(const vc_state *s);
+/* The k best classes, most probable first; returns how many were written (min(k, classes)). */
+int vc_top_k(const vc_state *s, int k, int *idx, float *prob);
+
+#ifdef __cplusplus
+}
+#endif

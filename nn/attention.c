@@ -1,0 +1,111 @@
+/* Multi-head self-attention over a batch of independent blocks (NesT's block-local attention).
+ * Each (block, head) pair is two sgemm calls reading q, k, v in place from the fused qkv rows (lda = 3C);
+ * pairs are spread over the compute threads. */
+#include <math.h>
+
+#include <cblas.h>
+
+#include "nn/nn.h"
+
+typedef struct {
+    const nn_attention_shape *s;
+    const float *qkv, *probs_in, *dout;
+    float *probs, *out, *dqkv, *ws;
+    size_t ws_per_thread;
+} attn_job;
+
+static size_t attn_ws_per_thread(const nn_attention_shape *s)
+{
+    int64_t d = s->dim / s->heads;
+    return (size_t)(s->tokens * s->tokens + s->tokens * d);
+}
+
+size_t nn_attention_workspace(const nn_attention_shape *s, int n_threads)
+{
+    return attn_ws_per_thread(s) * (size_t)(n_threads < 1 ? 1 : n_threads);
+}
+
+size_t nn_attention_backward_workspace(const nn_attention_shape *s, int n_threads)
+{
+    return nn_attention_workspace(s, n_threads);
+}
+
+/* column of feature (h, e) in the merged output */
+static inline int64_t merged_col(const nn_attention_shape *s, int64_t h, int64_t e, int64_t d)
+{
+    return s->merge == NN_MERGE_DIM_MAJOR ? e * s->heads + h : h * d + e;
+}
+
+static void attn_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
+{
+    const attn_job *j = ctx;
+    const nn_attention_shape *s = j->s;
+    const int64_t N = s->tokens, C = s->dim, H = s->heads, d = C / H, ld = 3 * C;
+    const float scale = 1.f / sqrtf((float)d);
+    float *ws = j->ws + (size_t)thread * j->ws_per_thread;
+    for (int64_t pair = p0; pair < p1; pair++) {
+        int64_t t = pair / H, h = pair % H;
+        const float *q = j->qkv + t * N * ld + h * d, *k = q + C, *v = q + 2 * C;
+        float *P = j->probs ? j->probs + pair * N * N : ws;
+        float *O = ws + N * N;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)N, (int)d, scale, q, (int)ld, k,
+                    (int)ld, 0.f, P, (int)N);
+        nn_softmax(P, N, N);
+        float *out = j->out + t * N * C;
+        if (s->merge == NN_MERGE_HEAD_MAJOR) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, v,
+                        (int)ld, 0.f, out + h * d, (int)C);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, v,
+                    (int)ld, 0.f, O, (int)d);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t e = 0; e < d; e++) out[n * C + e * H + h] = O[n * d + e];
+    }
+}
+
+void nn_attention(nn_pool *p, const nn_attention_shape *s, const float *qkv, float *probs, float *out,
+                  float *ws)
+{
+    attn_job j = {.s = s, .qkv = qkv, .probs = probs, .out = out, .ws = ws,
+                  .ws_per_thread = attn_ws_per_thread(s)};
+    nn_pool_run(p, s->blocks * s->heads, 1, attn_pairs, &j);
+}
+
+/* Per (block, head), with S = scale q k^T, P = softmax(S), O = P v:
+ * dv = P^T dO, dP = dO v^T, dS = softmax'(dP), dq = scale dS k, dk = scale dS^T q. */
+static void attn_backward_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
+{
+    const attn_job *j = ctx;
+    const nn_attention_shape *s = j->s;
+    const int64_t N = s->tokens, C = s->dim, H = s->heads, d = C / H, ld = 3 * C;
+    const float scale = 1.f / sqrtf((float)d);
+    float *dP = j->ws + (size_t)thread * j->ws_per_thread;
+    float *dO = dP + N * N;
+    for (int64_t pair = p0; pair < p1; pair++) {
+        int64_t t = pair / H, h = pair % H;
+        const float *q = j->qkv + t * N * ld + h * d, *k = q + C, *v = q + 2 * C;
+        const float *P = j->probs_in + pair * N * N;
+        const float *dout = j->dout + t * N * C;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t e = 0; e < d; e++) dO[n * d + e] = dout[n * C + merged_col(s, h, e, d)];
+        float *dq = j->dqkv + t * N * ld + h * d, *dk = dq + C, *dv = dq + 2 * C;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, dO, (int)d,
+                    0.f, dv, (int)ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)N, (int)d, 1.f, dO, (int)d, v, (int)ld,
+                    0.f, dP, (int)N);
+        nn_softmax_backward(P, dP, N, N, dP);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, scale, dP, (int)N, k,
+                    (int)ld, 0.f, dq, (int)ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)d, (int)N, scale, dP, (int)N, q,
+                    (int)ld, 0.f, dk, (int)ld);
+    }
+}
+
+void nn_attention_backward(nn_pool *p, const nn_attention_shape *s, const float *qkv, const float *probs,
+                           const float *dout, float *dqkv, float *ws)
+{
+    attn_job j = {.s = s, .qkv = qkv, .probs_in = probs, .dout = dout, .dqkv = dqkv, .ws = ws,
+                  .ws_per_thread = attn_ws_per_thread(s)};
+    nn_pool_run(p, s->blocks * s->heads, 1, attn_backward_pairs, &j);
+}

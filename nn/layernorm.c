@@ -1,0 +1,76 @@
+/* Layer normalisation over the last dim (biased variance, eps a parameter: NesT uses 1e-6, torch 1e-5). */
+#include <math.h>
+
+#include "nn/nn.h"
+
+typedef struct {
+    const float *x, *dy, *gamma, *beta;
+    int64_t C;
+    float eps;
+    float *y;
+} ln_job;
+
+static void ln_rows(void *ctx, int64_t r0, int64_t r1, int thread)
+{
+    const ln_job *j = ctx;
+    const int64_t C = j->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * C;
+        float *y = j->y + r * C;
+        float mean = 0.f;
+        for (int64_t c = 0; c < C; c++) mean += x[c];
+        mean /= (float)C;
+        float var = 0.f;
+        for (int64_t c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+        var /= (float)C;
+        float rstd = 1.f / sqrtf(var + j->eps);
+        for (int64_t c = 0; c < C; c++) {
+            float v = (x[c] - mean) * rstd;
+            y[c] = j->gamma ? v * j->gamma[c] + (j->beta ? j->beta[c] : 0.f) : v;
+        }
+    }
+}
+
+void nn_layernorm(nn_pool *p, const float *x, int64_t rows, int64_t C, const float *gamma, const float *beta,
+                  float eps, float *y)
+{
+    ln_job j = {.x = x, .gamma = gamma, .beta = beta, .C = C, .eps = eps, .y = y};
+    nn_pool_run(p, rows, 64, ln_rows, &j);
+}
+
+/* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), with g = dy * gamma */
+static void ln_backward_rows(void *ctx, int64_t r0, int64_t r1, int thread)
+{
+    const ln_job *j = ctx;
+    const int64_t C = j->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * C, *dy = j->dy + r * C;
+        float *dx = j->y + r * C;
+        float mean = 0.f;
+        for (int64_t c = 0; c < C; c++) mean += x[c];
+        mean /= (float)C;
+        float var = 0.f;
+        for (int64_t c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+        var /= (float)C;
+        float rstd = 1.f / sqrtf(var + j->eps);
+        float sg = 0.f, sgx = 0.f;
+        for (int64_t c = 0; c < C; c++) {
+            float g = dy[c] * (j->gamma ? j->gamma[c] : 1.f);
+            sg += g;
+            sgx += g * (x[c] - mean) * rstd;
+        }
+        sg /= (float)C;
+        sgx /= (float)C;
+        for (int64_t c = 0; c < C; c++) {
+            float g = dy[c] * (j->gamma ? j->gamma[c] : 1.f);
+            dx[c] = rstd * (g - sg - (x[c] - mean) * rstd * sgx);
+        }
+    }
+}
+
+void nn_layernorm_backward(nn_pool *p, const float *x, const float *dy, int64_t rows, int64_t C,
+                           const float *gamma, float eps, float *dx)
+{
+    ln_job j = {.x = x, .dy = dy, .gamma = gamma, .C = C, .eps = eps, .y = dx};
+    nn_pool_run(p, rows, 64, ln_backward_rows, &j);
+}

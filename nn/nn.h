@@ -1,0 +1,148 @@
+/* nn: float32 tensors, arenas, threads and the ops vidcap's models are built from.
+ * Every op works on contiguous row-major float buffers; layouts are stated per op. Ops that GradCAT or
+ * training differentiate through have a *_backward that returns the gradient w.r.t. their input. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#define NN_MAX_DIMS 8
+
+/* ---- tensors and arenas (nn/tensor.c, nn/arena.c) ---- */
+
+typedef struct nn_tensor {
+    float *data;
+    int ndim;
+    int64_t shape[NN_MAX_DIMS];
+    int64_t stride[NN_MAX_DIMS]; /* in elements */
+} nn_tensor;
+
+/* A contiguous view of data with the given shape. */
+nn_tensor nn_tensor_view(float *data, int ndim, const int64_t *shape);
+int64_t nn_tensor_numel(const nn_tensor *t);
+int nn_tensor_is_contiguous(const nn_tensor *t);
+/* max |a-b| over n values, and max |a| (the "scale" parity tests compare against) */
+float nn_max_abs_diff(const float *a, const float *b, int64_t n);
+float nn_max_abs(const float *a, int64_t n);
+
+/* A bump allocator sized once up front; the hot loop allocates from it and never calls malloc. */
+typedef struct nn_arena {
+    char *base;
+    size_t size, used;
+} nn_arena;
+
+int nn_arena_init(nn_arena *a, size_t size);   /* 0, or -1 when out of memory */
+void *nn_arena_alloc(nn_arena *a, size_t bytes); /* 64-byte aligned; NULL when the arena is full */
+float *nn_arena_floats(nn_arena *a, int64_t n);
+void nn_arena_reset(nn_arena *a);
+void nn_arena_release(nn_arena *a);
+/* bytes nn_arena_alloc consumes for a request (for sizing an arena up front) */
+size_t nn_arena_cost(size_t bytes);
+
+/* ---- threads (nn/threads.c) ----
+ * vidcap runs its own N compute threads and keeps OpenBLAS single-threaded inside them, so -t N means
+ * N busy cores, never N x M. A NULL pool runs serially on the caller. */
+
+typedef struct nn_pool nn_pool;
+typedef void (*nn_task_fn)(void *ctx, int64_t begin, int64_t end, int thread);
+
+nn_pool *nn_pool_create(int n_threads); /* NULL on failure */
+void nn_pool_free(nn_pool *p);
+int nn_pool_size(const nn_pool *p); /* 1 for NULL */
+/* Splits [0, n) into contiguous chunks of at least `grain` items and runs fn on each, in parallel;
+ * returns when all are done. Not reentrant: fn must not call nn_pool_run on the same pool. */
+void nn_pool_run(nn_pool *p, int64_t n, int64_t grain, nn_task_fn fn, void *ctx);
+/* Sets OpenBLAS to one thread (once per process) so vidcap's threads own the cores. */
+void nn_blas_single_threaded(void);
+/* "BLAS = OpenBLAS 0.3.21 ... | BLAS threads = 1 | AVX2 = 1 | FMA = 1 | ..." */
+void nn_sysinfo(char *buf, size_t len, int n_threads);
+
+/* ---- ops ---- */
+
+/* y[rows,out] = x[rows,in] . w[out,in]^T + b[out]   (PyTorch nn.Linear layout; b may be NULL) */
+void nn_linear(nn_pool *p, const float *x, int64_t rows, int64_t in, const float *w, const float *b,
+               int64_t out, float *y);
+/* dx[rows,in] = dy[rows,out] . w[out,in] */
+void nn_linear_backward(nn_pool *p, const float *dy, int64_t rows, int64_t out, const float *w, int64_t in,
+                        float *dx);
+
+/* Per row of C values: (x - mean) / sqrt(biased var + eps) * gamma + beta. y may equal x. */
+void nn_layernorm(nn_pool *p, const float *x, int64_t rows, int64_t C, const float *gamma, const float *beta,
+                  float eps, float *y);
+void nn_layernorm_backward(nn_pool *p, const float *x, const float *dy, int64_t rows, int64_t C,
+                           const float *gamma, float eps, float *dx);
+
+/* Softmax over the last dim of x[rows,n], in place (max-subtracted). */
+void nn_softmax(float *x, int64_t rows, int64_t n);
+/* dx = y * (dy - sum(dy*y)) per row, y the softmax output. dx may equal dy. */
+void nn_softmax_backward(const float *y, const float *dy, int64_t rows, int64_t n, float *dx);
+
+/* Exact GELU 0.5 x (1 + erf(x / sqrt 2)); y may equal x. */
+void nn_gelu(nn_pool *p, const float *x, int64_t n, float *y);
+void nn_gelu_backward(const float *x, const float *dy, int64_t n, float *dx);
+
+/* out = a + b elementwise (out may alias either) */
+void nn_add(const float *a, const float *b, int64_t n, float *out);
+
+/* Multi-head self-attention over a batch of independent blocks (NesT's local attention; a plain ViT is
+ * blocks = 1). Input is the output of a fused qkv Linear: qkv[blocks, tokens, 3*dim], column
+ * s*dim + h*head_dim + e for s in {q,k,v}. Softmax(q k^T * head_dim^-0.5) v per (block, head).
+ * The merged output feature index is h*head_dim + e (HEAD_MAJOR, the usual) or e*heads + h (DIM_MAJOR,
+ * what timm's NesT and the JAX original do). */
+typedef enum { NN_MERGE_HEAD_MAJOR = 0, NN_MERGE_DIM_MAJOR = 1 } nn_head_merge;
+typedef struct nn_attention_shape {
+    int64_t blocks, tokens, dim, heads;
+    nn_head_merge merge;
+} nn_attention_shape;
+
+/* probs[blocks, heads, tokens, tokens]: the attention weights, written here and kept for backward
+ * (may be NULL when no backward follows). ws: nn_attention_workspace() floats. */
+size_t nn_attention_workspace(const nn_attention_shape *s, int n_threads);
+void nn_attention(nn_pool *p, const nn_attention_shape *s, const float *qkv, float *probs, float *out,
+                  float *ws);
+/* dqkv[blocks, tokens, 3*dim] from dout[blocks, tokens, dim]; needs the forward's qkv and probs. */
+size_t nn_attention_backward_workspace(const nn_attention_shape *s, int n_threads);
+void nn_attention_backward(nn_pool *p, const nn_attention_shape *s, const float *qkv, const float *probs,
+                           const float *dout, float *dqkv, float *ws);
+
+/* 2-D convolution on a channels-last image x[in_h, in_w, in_c] with a PyTorch weight
+ * w[out_c, in_c, k, k], square kernel, stride, zero padding `pad` on every side, via im2col + sgemm.
+ * y[out_h, out_w, out_c], out_h = (in_h + 2 pad - k) / stride + 1. col: nn_conv2d_col_size() floats. */
+typedef struct nn_conv2d_shape {
+    int64_t in_h, in_w, in_c, out_c, kernel, stride, pad;
+} nn_conv2d_shape;
+int64_t nn_conv2d_out_h(const nn_conv2d_shape *s);
+int64_t nn_conv2d_out_w(const nn_conv2d_shape *s);
+size_t nn_conv2d_col_size(const nn_conv2d_shape *s);
+void nn_conv2d(nn_pool *p, const nn_conv2d_shape *s, const float *x, const float *w, const float *b, float *y,
+               float *col);
+void nn_conv2d_backward(nn_pool *p, const nn_conv2d_shape *s, const float *dy, const float *w, float *dx,
+                        float *col);
+
+/* 3x3 stride-2 max-pool on channels-last x[h, w, c]; padding is -inf (never zero).
+ * SYMMETRIC pads 1 on every side (PyTorch MaxPool2d(3, 2, 1)); SAME is TF-SAME: total padding
+ * max((ceil(n/2) - 1) * 2 + 3 - n, 0), the smaller half before (timm's MaxPool2dSame, NesT _jx).
+ * argmax (may be NULL) receives, per output value, the flat input index it came from. */
+typedef enum { NN_PAD_SYMMETRIC = 0, NN_PAD_SAME = 1 } nn_pool_pad;
+int64_t nn_maxpool3x3s2_out(int64_t n, nn_pool_pad pad);
+void nn_maxpool3x3s2(const float *x, int64_t h, int64_t w, int64_t c, nn_pool_pad pad, float *y,
+                     int32_t *argmax);
+/* dx[in_n] = scatter-add of dy[out_n] to argmax positions (dx is overwritten). */
+void nn_maxpool_backward(const float *dy, const int32_t *argmax, int64_t out_n, int64_t in_n, float *dx);
+
+/* Mean over rows: y[C] = mean_r x[rows, C]; backward spreads dy/rows to every row. */
+void nn_meanpool(const float *x, int64_t rows, int64_t C, float *y);
+void nn_meanpool_backward(const float *dy, int64_t rows, int64_t C, float *dx);
+
+/* Depthwise 1-D convolution over time on x[T, C] (channels-last), PyTorch weight w[C, 1, K],
+ * b[C] (may be NULL), stride 1, zero padding `pad` both ends: y[T + 2 pad - K + 1, C]. */
+int64_t nn_conv1d_depthwise_out(int64_t T, int64_t K, int64_t pad);
+void nn_conv1d_depthwise(const float *x, int64_t T, int64_t C, const float *w, const float *b, int64_t K,
+                         int64_t pad, float *y);
+void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const float *w, int64_t K, int64_t pad,
+                                  float *dx);
+
+/* Batch norm in eval mode on channels-last x[rows, C]: (x - mean) / sqrt(var + eps) * gamma + beta. */
+void nn_batchnorm(const float *x, int64_t rows, int64_t C, const float *mean, const float *var,
+                  const float *gamma, const float *beta, float eps, float *y);
+void nn_batchnorm_backward(const float *dy, int64_t rows, int64_t C, const float *var, const float *gamma,
+                           float eps, float *dx);

@@ -1,0 +1,115 @@
+/* Image classification: decode -> preprocess (as the model's metadata says) -> NesT -> softmax -> top-k. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+#include "pipeline/model.h"
+#include "vision/image.h"
+
+struct vc_state {
+    const vc_model *model;
+    nn_pool *pool;
+    nest_state nest;
+    float *input; /* preprocessed image, channels-last */
+    float *probs;
+};
+
+vc_state *vc_state_create(const vc_model *m)
+{
+    vc_state *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    s->model = m;
+    const nest_config *c = &m->nest.cfg;
+    s->pool = nn_pool_create(vc_default_threads(m->params.n_threads));
+    s->input = malloc((size_t)c->img_size * c->img_size * c->in_chans * sizeof(float));
+    s->probs = malloc((size_t)c->num_classes * sizeof(float));
+    if (!s->pool || !s->input || !s->probs || nest_state_init(&s->nest, &m->nest, s->pool)) {
+        vc_state_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vc_state_free(vc_state *s)
+{
+    if (!s) return;
+    nest_state_release(&s->nest);
+    nn_pool_free(s->pool);
+    free(s->input);
+    free(s->probs);
+    free(s);
+}
+
+int vc_input_size(const vc_model *m)
+{
+    return m->nest.cfg.img_size;
+}
+
+int vc_input_channels(const vc_model *m)
+{
+    return m->nest.cfg.in_chans;
+}
+
+int vc_classify_tensor(vc_state *s, const float *input)
+{
+    nest_forward(&s->nest, input);
+    const int n = s->model->nest.cfg.num_classes;
+    memcpy(s->probs, s->nest.logits, (size_t)n * sizeof(float));
+    nn_softmax(s->probs, 1, n);
+    return 0;
+}
+
+int vc_classify_rgb(vc_state *s, const uint8_t *rgb, int w, int h, char *err, size_t errlen)
+{
+    img_rgb img = {(uint8_t *)rgb, w, h};
+    int rc = img_preprocess_run(&s->model->pre, &img, s->input, err, errlen);
+    if (rc) return rc;
+    return vc_classify_tensor(s, s->input);
+}
+
+int vc_classify_file(vc_state *s, const char *path, char *err, size_t errlen)
+{
+    img_rgb img = {0};
+    int rc = img_load(path, &img, err, errlen);
+    if (rc) return rc;
+    char reason[256];
+    rc = vc_classify_rgb(s, img.data, img.w, img.h, reason, sizeof(reason));
+    if (rc) snprintf(err, errlen, "%s: %s", path, reason);
+    img_free(&img);
+    return rc;
+}
+
+int vc_n_classes(const vc_state *s)
+{
+    return s->model->nest.cfg.num_classes;
+}
+
+const float *vc_probs(const vc_state *s)
+{
+    return s->probs;
+}
+
+const float *vc_logits(const vc_state *s)
+{
+    return s->nest.logits;
+}
+
+int vc_top_k(const vc_state *s, int k, int *idx, float *prob)
+{
+    const int n = vc_n_classes(s);
+    if (k > n) k = n;
+    /* partial selection sort: k is small; ties keep the lower class index, as torch.topk does on CPU */
+    for (int i = 0; i < k; i++) {
+        int best = -1;
+        for (int c = 0; c < n; c++) {
+            int taken = 0;
+            for (int j = 0; j < i; j++) taken |= idx[j] == c;
+            if (!taken && (best < 0 || s->probs[c] > s->probs[best])) best = c;
+        }
+        idx[i] = best;
+        prob[i] = s->probs[best];
+    }
+    return k < 0 ? 0 : k;
+}

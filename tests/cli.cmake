@@ -1,0 +1,7 @@
+# The vidcap binary end to end: results on the samples, output formats, bad inputs and bad models.
+add_test(NAME cli_classify
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/classify.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_classify)
+set_tests_properties(cli_classify PROPERTIES LABELS cli TIMEOUT 300)
+add_test(NAME cli_version COMMAND vidcap version)
+set_tests_properties(cli_version PROPERTIES LABELS cli PASS_REGULAR_EXPRESSION "vidcap [0-9]+\\.[0-9]+\\.[0-9]+")

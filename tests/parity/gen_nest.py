@@ -1,0 +1,80 @@
+"""NesT parity fixtures: reference weights and expected activations from tools/nest_ref.py.
+
+For each case writes CASE.model.safetensors (the weights, with vidcap metadata unless --timm) and
+CASE.expect.safetensors (input channels-last, every level's output map channels-last, logits).
+Weights are random at realistic scale (timm's init plus perturbed norms and biases), so every op matters.
+    /usr/bin/python3 tests/parity/gen_nest.py --outdir DIR [--shipped models/fashion-nest.safetensors]
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import safetensors_io  # noqa: E402
+from nest_ref import NEST_TINY, Nest, metadata  # noqa: E402
+
+SMALL = dict(img_size=48, in_chans=3, patch_size=3, num_levels=3, embed_dims=[20, 36, 44], num_heads=[2, 3, 4],
+             depths=[1, 2, 1], num_classes=7, mlp_ratio=3.0, pad_type="")
+
+
+def randomize(model, gen):
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+            elif "norm" in name:
+                p.copy_(1.0 + torch.randn(p.shape, generator=gen) * 0.1)
+            elif name.endswith("pos_embed"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+
+
+def expect(model, x):
+    model.eval()
+    with torch.no_grad():
+        maps = model.forward_levels(x)
+        logits = model.head_from_map(maps[-1])
+    out = {"input": x[0].permute(1, 2, 0), "logits": logits[0]}
+    for i, m in enumerate(maps):
+        out[f"level{i}"] = m[0].permute(1, 2, 0)
+    return out
+
+
+def case(outdir, name, config, timm_keys, gen, weights=None):
+    model = Nest(config)
+    if weights is None:
+        randomize(model, gen)
+        sd = model.state_dict()
+        meta = None if timm_keys else metadata(config, [f"c{i}" for i in range(config["num_classes"])], dict(
+            channels=config["in_chans"], resize=config["img_size"], interpolation="bicubic",
+            crop=config["img_size"], pad=0, mean=[0.5] * config["in_chans"], std=[0.25] * config["in_chans"]))
+        safetensors_io.save(os.path.join(outdir, f"{name}.model.safetensors"), sd, meta)
+    else:
+        model.load_state_dict(weights)
+    x = torch.randn(1, config["in_chans"], config["img_size"], config["img_size"], generator=gen)
+    safetensors_io.save(os.path.join(outdir, f"{name}.expect.safetensors"), expect(model, x))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--outdir", required=True)
+    ap.add_argument("--shipped")
+    a = ap.parse_args()
+    os.makedirs(a.outdir, exist_ok=True)
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(1234)
+    case(a.outdir, "small", SMALL, False, gen)
+    case(a.outdir, "nest_tiny", NEST_TINY, True, gen)
+    if a.shipped:
+        import json
+        sd, meta = safetensors_io.load(a.shipped)
+        case(a.outdir, "shipped", json.loads(meta["vidcap.config"]), False, gen, weights=sd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+/* NesT parity: the C forward against tools/nest_ref.py (timm-identical) on every level's output map and
+ * the logits (max error within 1e-4 of the tensor's scale) and on the top-5 classes.
+ * usage: test_nest_parity DIR CASE...   (files DIR/CASE.model.safetensors and DIR/CASE.expect.safetensors) */
+#include <stdio.h>
+#include <string.h>
+
+#include "nn/safetensors.h"
+#include "testutil.h"
+#include "vision/nest.h"
+
+static const st_tensor *need(const st_file *f, const char *name, int64_t numel)
+{
+    const st_tensor *t = st_find(f, name);
+    TU_CHECK(t && t->numel == numel, "%s: tensor %s missing or of wrong size", st_path(f), name);
+    return t && t->numel == numel ? t : NULL;
+}
+
+static void top5(const float *x, int n, int *idx)
+{
+    for (int i = 0; i < 5 && i < n; i++) {
+        int best = -1;
+        for (int c = 0; c < n; c++) {
+            int taken = 0;
+            for (int j = 0; j < i; j++) taken |= idx[j] == c;
+            if (!taken && (best < 0 || x[c] > x[best])) best = c;
+        }
+        idx[i] = best;
+    }
+}
+
+static void run_case(const char *dir, const char *name, nn_pool *pool)
+{
+    char path[1024], err[512];
+    st_file *mf = NULL, *ef = NULL;
+    nest_model m;
+    nest_config cfg;
+    nest_state s;
+    int bound = 0, stated = 0;
+    snprintf(path, sizeof(path), "%s/%s.model.safetensors", dir, name);
+    if (st_open(path, &mf, err, sizeof(err))) {
+        TU_CHECK(0, "%s", err);
+        goto end;
+    }
+    snprintf(path, sizeof(path), "%s/%s.expect.safetensors", dir, name);
+    if (st_open(path, &ef, err, sizeof(err))) {
+        TU_CHECK(0, "%s", err);
+        goto end;
+    }
+    const char *cj = st_meta(mf, "vidcap.config");
+    int rc = cj ? nest_config_parse(cj, &cfg, err, sizeof(err)) : nest_config_from_timm(mf, &cfg, err, sizeof(err));
+    if (rc || nest_bind(&m, mf, "", &cfg, err, sizeof(err))) {
+        TU_CHECK(0, "%s: %s", name, err);
+        goto end;
+    }
+    bound = 1;
+    if (nest_state_init(&s, &m, pool)) {
+        TU_CHECK(0, "%s: out of memory", name);
+        goto end;
+    }
+    stated = 1;
+    const st_tensor *in = need(ef, "input", (int64_t)cfg.img_size * cfg.img_size * cfg.in_chans);
+    if (!in) goto end;
+    nest_forward(&s, in->data);
+    for (int i = 0; i < cfg.num_levels; i++) {
+        char tn[32], label[96];
+        snprintf(tn, sizeof(tn), "level%d", i);
+        int64_t n = (int64_t)cfg.grid[i] * cfg.grid[i] * cfg.embed_dims[i];
+        const st_tensor *want = need(ef, tn, n);
+        snprintf(label, sizeof(label), "%s %s", name, tn);
+        if (want && tu_close(label, s.maps[i], want->data, n, 1e-4f, 1e-6f))
+            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(s.maps[i], want->data, n),
+                    nn_max_abs(want->data, n));
+    }
+    const st_tensor *want = need(ef, "logits", cfg.num_classes);
+    if (want) {
+        char label[96];
+        snprintf(label, sizeof(label), "%s logits", name);
+        if (tu_close(label, s.logits, want->data, cfg.num_classes, 1e-4f, 1e-6f))
+            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
+                    nn_max_abs_diff(s.logits, want->data, cfg.num_classes), nn_max_abs(want->data, cfg.num_classes));
+        int a[5] = {0}, b[5] = {0};
+        top5(s.logits, cfg.num_classes, a);
+        top5(want->data, cfg.num_classes, b);
+        TU_CHECK(!memcmp(a, b, sizeof(a)) || cfg.num_classes < 5, "%s: top-5 differs", name);
+    }
+end:
+    if (stated) nest_state_release(&s);
+    if (bound) nest_unbind(&m);
+    st_close(mf);
+    st_close(ef);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s DIR CASE...\n", argv[0]);
+        return 2;
+    }
+    nn_pool *pool = nn_pool_create(2);
+    for (int i = 2; i < argc; i++) {
+        run_case(argv[1], argv[i], NULL);
+        run_case(argv[1], argv[i], pool); /* threads must not change the answer */
+    }
+    nn_pool_free(pool);
+    return tu_finish("nest_parity");
+}

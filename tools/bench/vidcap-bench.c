@@ -1,0 +1,214 @@
+/* vidcap-bench: the C side of tools/bench/bench_nest.py. Times vidcap's NesT forward on one preprocessed
+ * input, and OpenBLAS sgemm on the same machine, printing one JSON line each so the script can put
+ * vidcap, PyTorch and ONNX Runtime side by side. A benchmark, never a test: it reports, it does not judge. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "vidcap.h"
+
+static const char *usage =
+    "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32\n"
+    "       vidcap-bench sgemm N THREADS ITERS\n"
+    "  nest   loads MODEL with THREADS compute threads, reads INPUT.f32 (raw little-endian floats,\n"
+    "         channels-last [size, size, channels] as the model takes them), runs one warm-up forward,\n"
+    "         times ITERS forwards and prints {\"ms_per_image\": median, ...}; writes the logits raw.\n"
+    "  sgemm  times OpenBLAS cblas_sgemm on N x N matrices with THREADS BLAS threads and prints\n"
+    "         {\"gflops\": rate of the median call, ...}.\n";
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* a positive int from argv, or -1 */
+static int parse_count(const char *s, int max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > max) return -1;
+    return (int)v;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* median in place (sorts t); n >= 1 */
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Reads exactly n floats; an input of any other size is an error, not a silent truncation. */
+static int read_floats(const char *path, float *dst, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "vidcap-bench: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t got = fread(dst, sizeof(float), n, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != n || extra) {
+        fprintf(stderr, "vidcap-bench: %s: expected exactly %zu floats (%zu bytes), the model's input\n", path, n,
+                n * sizeof(float));
+        return -1;
+    }
+    return 0;
+}
+
+static int write_floats(const char *path, const float *src, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "vidcap-bench: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite(src, sizeof(float), n, f) == n;
+    ok &= fclose(f) == 0;
+    if (!ok) {
+        fprintf(stderr, "vidcap-bench: %s: write failed\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int bench_nest(int argc, char **argv)
+{
+    if (argc != 7) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *model_path = argv[2], *input_path = argv[3], *out_path = argv[6];
+    int threads = parse_count(argv[4], 1024), iters = parse_count(argv[5], 1000000);
+    if (threads < 0 || iters < 0) {
+        fprintf(stderr, "vidcap-bench: THREADS and ITERS must be positive integers (got '%s', '%s')\n", argv[4],
+                argv[5]);
+        return 2;
+    }
+    int rc = 1;
+    vc_model *m = NULL;
+    vc_state *s = NULL;
+    float *input = NULL;
+    double *t = NULL;
+    char err[512];
+
+    vc_model_params mp = vc_model_default_params();
+    mp.n_threads = threads;
+    if (vc_model_load(model_path, mp, &m, err, sizeof(err)) != VC_OK) {
+        fprintf(stderr, "vidcap-bench: %s: %s\n", model_path, err);
+        goto end;
+    }
+    if (strcmp(vc_model_arch(m), "nest") != 0) {
+        fprintf(stderr, "vidcap-bench: %s: architecture '%s', the nest benchmark needs a NesT\n", model_path,
+                vc_model_arch(m));
+        goto end;
+    }
+    const size_t n_in = (size_t)vc_input_size(m) * vc_input_size(m) * vc_input_channels(m);
+    input = malloc(n_in * sizeof(float));
+    t = malloc((size_t)iters * sizeof(double));
+    s = vc_state_create(m);
+    if (!input || !t || !s) {
+        fprintf(stderr, "vidcap-bench: out of memory\n");
+        goto end;
+    }
+    if (read_floats(input_path, input, n_in)) goto end;
+    fprintf(stderr, "%s\n", vc_system_info(threads));
+
+    if (vc_classify_tensor(s, input) != VC_OK) { /* warm-up: first touch of weights and buffers */
+        fprintf(stderr, "vidcap-bench: forward failed\n");
+        goto end;
+    }
+    double total = 0, best = 0;
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_ms();
+        if (vc_classify_tensor(s, input) != VC_OK) {
+            fprintf(stderr, "vidcap-bench: forward failed\n");
+            goto end;
+        }
+        t[i] = now_ms() - t0;
+        total += t[i];
+        if (i == 0 || t[i] < best) best = t[i];
+    }
+    if (write_floats(out_path, vc_logits(s), (size_t)vc_n_classes(s))) goto end;
+    printf("{\"ms_per_image\": %.3f, \"ms_mean\": %.3f, \"ms_min\": %.3f, \"threads\": %d, \"iters\": %d}\n",
+           median(t, iters), total / iters, best, threads, iters);
+    rc = 0;
+end:
+    vc_state_free(s);
+    vc_model_free(m);
+    free(input);
+    free(t);
+    return rc;
+}
+
+static int bench_sgemm(int argc, char **argv)
+{
+    if (argc != 5) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    int n = parse_count(argv[2], 16384), threads = parse_count(argv[3], 1024), iters = parse_count(argv[4], 100000);
+    if (n < 0 || threads < 0 || iters < 0) {
+        fprintf(stderr, "vidcap-bench: N, THREADS and ITERS must be positive integers\n");
+        return 2;
+    }
+    int rc = 1;
+    const size_t nn = (size_t)n * n;
+    float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)), *c = malloc(nn * sizeof(float));
+    double *t = malloc((size_t)iters * sizeof(double));
+    if (!a || !b || !c || !t) {
+        fprintf(stderr, "vidcap-bench: out of memory for %d x %d matrices\n", n, n);
+        goto end;
+    }
+    /* deterministic values in [-1, 1): no denormals, no special cases */
+    uint32_t x = 12345;
+    for (size_t i = 0; i < nn; i++) {
+        x = x * 1664525u + 1013904223u;
+        a[i] = (float)(x >> 8) / (1u << 23) - 1.f;
+        x = x * 1664525u + 1013904223u;
+        b[i] = (float)(x >> 8) / (1u << 23) - 1.f;
+    }
+    openblas_set_num_threads(threads);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n); /* warm-up */
+    double best = 0;
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_ms();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+        t[i] = now_ms() - t0;
+        if (i == 0 || t[i] < best) best = t[i];
+    }
+    const double flop = 2.0 * n * n * n;
+    printf("{\"gflops\": %.2f, \"gflops_best\": %.2f, \"n\": %d, \"threads\": %d, \"blas_threads\": %d, "
+           "\"iters\": %d, \"core\": \"%s\"}\n",
+           flop / (median(t, iters) * 1e6), flop / (best * 1e6), n, threads, openblas_get_num_threads(), iters,
+           openblas_get_corename());
+    rc = 0;
+end:
+    free(a);
+    free(b);
+    free(c);
+    free(t);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "nest") == 0) return bench_nest(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "sgemm") == 0) return bench_sgemm(argc, argv);
+    fputs(usage, stderr);
+    return 2;
+}

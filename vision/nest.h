@@ -1,0 +1,69 @@
+/* NesT (Zhang et al., AAAI 2022): nested hierarchical transformer, numerically the same as timm's `Nest`.
+ * Weights are used in place from a safetensors mapping; activations live in one arena per nest_state. */
+#pragma once
+#include <stddef.h>
+
+#include "nn/nn.h"
+#include "nn/safetensors.h"
+
+#define NEST_MAX_LEVELS 6
+
+typedef struct nest_config {
+    int img_size, in_chans, patch_size, num_levels, num_classes;
+    int embed_dims[NEST_MAX_LEVELS], num_heads[NEST_MAX_LEVELS], depths[NEST_MAX_LEVELS];
+    float mlp_ratio;
+    nn_pool_pad pad; /* SAME for timm's _jx variants and vidcap's models, SYMMETRIC for timm's non-jx */
+    /* derived by nest_config_finish */
+    int block_size, seq_length;                       /* S and N = S*S, equal at every level */
+    int num_blocks[NEST_MAX_LEVELS], grid[NEST_MAX_LEVELS]; /* T_i and the map side H_i = W_i */
+    int hidden[NEST_MAX_LEVELS];                      /* MLP width */
+} nest_config;
+
+/* Parses vidcap.config JSON (keys as in tools/nest_ref.py) and checks it describes a valid NesT. */
+int nest_config_parse(const char *json, nest_config *cfg, char *err, size_t errlen);
+/* Recognises a timm NesT state_dict (no metadata) from its key names and shapes: levels, dims, depths,
+ * block size, classes; heads from timm's head_dim 32; SAME pooling (the released weights are _jx). */
+int nest_config_from_timm(const st_file *f, nest_config *cfg, char *err, size_t errlen);
+/* Validates the fields and fills the derived ones. */
+int nest_config_finish(nest_config *cfg, char *err, size_t errlen);
+
+typedef struct nest_layer {
+    const float *norm1_w, *norm1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    const float *norm2_w, *norm2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} nest_layer;
+
+typedef struct nest_level {
+    const float *pos_embed;                        /* [T, N, C] */
+    const float *conv_w, *conv_b, *norm_w, *norm_b; /* ConvPool, levels >= 1 */
+    nest_layer *layers;
+} nest_level;
+
+typedef struct nest_model {
+    nest_config cfg;
+    const float *patch_w, *patch_b;
+    nest_level levels[NEST_MAX_LEVELS];
+    const float *norm_w, *norm_b, *head_w, *head_b;
+} nest_model;
+
+/* Binds every tensor under `prefix` (e.g. "" or "encoder.") with shape checks against cfg; a missing,
+ * misshapen or unexpected tensor, or a non-finite weight, is an error naming it. */
+int nest_bind(nest_model *m, const st_file *f, const char *prefix, const nest_config *cfg, char *err,
+              size_t errlen);
+void nest_unbind(nest_model *m);
+
+/* Per-run buffers. */
+typedef struct nest_state {
+    const nest_model *m;
+    nn_pool *pool;
+    nn_arena arena;
+    float *maps[NEST_MAX_LEVELS]; /* each level's output map, channels-last [grid_i, grid_i, C_i] */
+    float *pooled, *logits;       /* [C_last], [num_classes] */
+    /* scratch */
+    float *x, *y, *qkv, *hidden, *attn_ws, *col, *embed;
+} nest_state;
+
+int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool);
+void nest_state_release(nest_state *s);
+
+/* input: channels-last [img_size, img_size, in_chans], preprocessed. Fills maps, pooled, logits. */
+void nest_forward(nest_state *s, const float *input);
