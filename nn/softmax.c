@@ -1,6 +1,7 @@
 /* Row softmax (max-subtracted) and its backward. */
 #include <math.h>
 
+#include "nn/fastmath.h"
 #include "nn/nn.h"
 
 void nn_softmax(float *x, int64_t rows, int64_t n)
@@ -11,10 +12,8 @@ void nn_softmax(float *x, int64_t rows, int64_t n)
         for (int64_t i = 0; i < n; i++)
             if (v[i] > m) m = v[i];
         float s = 0.f;
-        for (int64_t i = 0; i < n; i++) {
-            v[i] = expf(v[i] - m);
-            s += v[i];
-        }
+        for (int64_t i = 0; i < n; i++) v[i] = nn_fast_expf(v[i] - m);
+        for (int64_t i = 0; i < n; i++) s += v[i];
         float inv = 1.f / s;
         for (int64_t i = 0; i < n; i++) v[i] *= inv;
     }

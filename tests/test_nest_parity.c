@@ -1,5 +1,6 @@
 /* NesT parity: the C forward against tools/nest_ref.py (timm-identical) on every level's output map and
- * the logits (max error within 1e-4 of the tensor's scale) and on the top-5 classes.
+ * the logits (max error within 1e-4 of the tensor's scale) and on the top-5 classes; and the backward:
+ * d log p_c / d map at every level against PyTorch autograd (within 1e-3 of the tensor's scale).
  * usage: test_nest_parity DIR CASE...   (files DIR/CASE.model.safetensors and DIR/CASE.expect.safetensors) */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,34 @@ static void top5(const float *x, int n, int *idx)
         }
         idx[i] = best;
     }
+}
+
+/* Recorded forward + backward from log softmax[target]: the gradients GradCAT reads. */
+static void check_backward(nest_state *s, const st_file *ef, const char *name, const float *input)
+{
+    const nest_config *cfg = &s->m->cfg;
+    const st_tensor *target = need(ef, "target", 1);
+    if (!target || nest_state_enable_backward(s)) return;
+    nest_forward(s, input);
+    int c = (int)target->data[0], n = cfg->num_classes;
+    float *d = s->tape->dlogits;
+    memcpy(d, s->logits, (size_t)n * sizeof(float));
+    nn_softmax(d, 1, n);
+    for (int k = 0; k < n; k++) d[k] = (k == c) - d[k];
+    nest_backward(s, d);
+    for (int i = 0; i < cfg->num_levels; i++) {
+        char tn[32], label[96];
+        snprintf(tn, sizeof(tn), "grad%d", i);
+        int64_t len = (int64_t)cfg->grid[i] * cfg->grid[i] * cfg->embed_dims[i];
+        const st_tensor *want = need(ef, tn, len);
+        snprintf(label, sizeof(label), "%s %s", name, tn);
+        if (want && tu_close(label, s->tape->grads[i], want->data, len, 1e-3f, 1e-12f))
+            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
+                    nn_max_abs_diff(s->tape->grads[i], want->data, len), nn_max_abs(want->data, len));
+    }
+    /* recording must not change the forward */
+    const st_tensor *logits = need(ef, "logits", n);
+    if (logits) tu_close("recorded forward logits", s->logits, logits->data, n, 1e-4f, 1e-6f);
 }
 
 static void run_case(const char *dir, const char *name, nn_pool *pool)
@@ -83,6 +112,7 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         top5(want->data, cfg.num_classes, b);
         TU_CHECK(!memcmp(a, b, sizeof(a)) || cfg.num_classes < 5, "%s: top-5 differs", name);
     }
+    check_backward(&s, ef, name, in->data);
 end:
     if (stated) nest_state_release(&s);
     if (bound) nest_unbind(&m);

@@ -71,15 +71,20 @@ static uint32_t rd32le(const uint8_t *p)
     return rd16le(p) | rd16le(p + 2) << 16;
 }
 
+static uint32_t rd32be(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static int check_dims(const char *name, const char *fmt, long long w, long long h, char *err, size_t errlen)
 {
     if (w <= 0 || h <= 0)
-        return fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s: header gives an empty %lldx%lld image", fmt,
-                    w, h);
+        return fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s: header gives an empty %lldx%lld image",
+                    fmt, w, h);
     if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > IMG_MAX_PIXELS)
         return fail(VC_ERR_UNSUPPORTED, err, errlen, name,
-                    "image too large: %s header says %lldx%lld pixels (limit %d a side, %lld megapixels)", fmt,
-                    w, h, IMG_MAX_SIDE, IMG_MAX_PIXELS / 1000000);
+                    "image too large: %s header says %lldx%lld pixels (limit %d a side, %lld megapixels)",
+                    fmt, w, h, IMG_MAX_SIDE, IMG_MAX_PIXELS / 1000000);
     return VC_OK;
 }
 
@@ -110,11 +115,16 @@ static img_format sniff(const uint8_t *b, size_t n, const char **other)
         (b[2] == ' ' || b[2] == '\t' || b[2] == '\n' || b[2] == '\r' || b[2] == '#'))
         return FMT_PNM;
     /* Recognised but not decoded: name them, it saves the user a guess. */
-    if (n >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0)) *other = "TIFF";
-    else if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0) *other = "WebP";
-    else if (n >= 12 && memcmp(b + 4, "ftyp", 4) == 0) *other = "HEIF/AVIF/MP4";
-    else if (n >= 4 && memcmp(b, "8BPS", 4) == 0) *other = "PSD";
-    else if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7') *other = "ASCII, bitmap or PAM netpbm";
+    if (n >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0))
+        *other = "TIFF";
+    else if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
+        *other = "WebP";
+    else if (n >= 12 && memcmp(b + 4, "ftyp", 4) == 0)
+        *other = "HEIF/AVIF/MP4";
+    else if (n >= 4 && memcmp(b, "8BPS", 4) == 0)
+        *other = "PSD";
+    else if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7')
+        *other = "ASCII, bitmap or PAM netpbm";
     if (*other) return FMT_UNKNOWN;
     if (looks_like_tga(b, n)) return FMT_TGA;
     return FMT_UNKNOWN;
@@ -173,11 +183,15 @@ static int exif_orientation(const uint8_t *d, size_t n)
     size_t tn = n - 6;
     if (tn < 8) return 0;
     int le;
-    if (t[0] == 'I' && t[1] == 'I') le = 1;
-    else if (t[0] == 'M' && t[1] == 'M') le = 0;
-    else return 0;
+    if (t[0] == 'I' && t[1] == 'I')
+        le = 1;
+    else if (t[0] == 'M' && t[1] == 'M')
+        le = 0;
+    else
+        return 0;
 #define EXIF16(p) (le ? rd16le(p) : (uint32_t)(p)[0] << 8 | (p)[1])
-#define EXIF32(p) (le ? rd32le(p) : (uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (p)[3])
+#define EXIF32(p)                                                                                            \
+    (le ? rd32le(p) : (uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (p)[3])
     if (EXIF16(t + 2) != 42) return 0;
     uint32_t ifd = EXIF32(t + 4);
     if (ifd > tn || tn - ifd < 2) return 0;
@@ -188,9 +202,12 @@ static int exif_orientation(const uint8_t *d, size_t n)
         if (EXIF16(t + p) != 0x0112) continue;
         uint32_t type = EXIF16(t + p + 2), cnt = EXIF32(t + p + 4), v;
         if (cnt < 1) return 0;
-        if (type == 3) v = EXIF16(t + p + 8); /* SHORT, the standard type */
-        else if (type == 4) v = EXIF32(t + p + 8);
-        else return 0;
+        if (type == 3)
+            v = EXIF16(t + p + 8); /* SHORT, the standard type */
+        else if (type == 4)
+            v = EXIF32(t + p + 8);
+        else
+            return 0;
         return v >= 1 && v <= 8 ? (int)v : 0;
     }
 #undef EXIF16
@@ -207,14 +224,30 @@ static void orient_pixels(const uint8_t *src, int w, int h, int o, uint8_t *dst)
         for (int x = 0; x < ow; x++) {
             int sx, sy;
             switch (o) {
-            case 2: sx = w - 1 - x, sy = y; break;
-            case 3: sx = w - 1 - x, sy = h - 1 - y; break;
-            case 4: sx = x, sy = h - 1 - y; break;
-            case 5: sx = y, sy = x; break;
-            case 6: sx = y, sy = h - 1 - x; break;
-            case 7: sx = w - 1 - y, sy = h - 1 - x; break;
-            case 8: sx = w - 1 - y, sy = x; break;
-            default: sx = x, sy = y; break;
+            case 2:
+                sx = w - 1 - x, sy = y;
+                break;
+            case 3:
+                sx = w - 1 - x, sy = h - 1 - y;
+                break;
+            case 4:
+                sx = x, sy = h - 1 - y;
+                break;
+            case 5:
+                sx = y, sy = x;
+                break;
+            case 6:
+                sx = y, sy = h - 1 - x;
+                break;
+            case 7:
+                sx = w - 1 - y, sy = h - 1 - x;
+                break;
+            case 8:
+                sx = w - 1 - y, sy = x;
+                break;
+            default:
+                sx = x, sy = y;
+                break;
             }
             memcpy(dst + ((size_t)y * ow + x) * 3, src + ((size_t)sy * w + sx) * 3, 3);
         }
@@ -232,8 +265,8 @@ static uint8_t cmyk_channel(int stored_c, int stored_k)
 
 /* Runs inside the setjmp of load_jpeg: every libjpeg call may longjmp back there. Everything it
  * allocates hangs off job, which outlives the jump. */
-static int jpeg_decode(jpeg_job *job, const char *name, const uint8_t *buf, size_t len, img_rgb *out, char *err,
-                       size_t errlen)
+static int jpeg_decode(jpeg_job *job, const char *name, const uint8_t *buf, size_t len, img_rgb *out,
+                       char *err, size_t errlen)
 {
     struct jpeg_decompress_struct *ci = &job->cinfo;
     jpeg_create_decompress(ci);
@@ -250,7 +283,9 @@ static int jpeg_decode(jpeg_job *job, const char *name, const uint8_t *buf, size
     switch (ci->jpeg_color_space) {
     case JCS_GRAYSCALE:
     case JCS_YCbCr:
-    case JCS_RGB: ci->out_color_space = JCS_RGB; break;
+    case JCS_RGB:
+        ci->out_color_space = JCS_RGB;
+        break;
     case JCS_CMYK:
     case JCS_YCCK:
         ci->out_color_space = JCS_CMYK; /* libjpeg turns YCCK into CMYK; the RGB step is ours */
@@ -322,8 +357,10 @@ static int load_jpeg(const char *name, const uint8_t *buf, size_t len, img_rgb *
     job->cinfo.client_data = job; /* jpeg_create_decompress keeps err and client_data */
 
     int rc;
-    if (setjmp(job->jump)) rc = fail(VC_ERR_FORMAT, err, errlen, name, "corrupt JPEG: %s", job->msg);
-    else rc = jpeg_decode(job, name, buf, len, out, err, errlen);
+    if (setjmp(job->jump))
+        rc = fail(VC_ERR_FORMAT, err, errlen, name, "corrupt JPEG: %s", job->msg);
+    else
+        rc = jpeg_decode(job, name, buf, len, out, err, errlen);
 
     jpeg_destroy_decompress(&job->cinfo);
     free(job->pixels);
@@ -383,7 +420,8 @@ static int pnm_field(const uint8_t *b, size_t n, size_t *p, long long *v)
     for (;;) {
         if (*p >= n) return 0;
         if (b[*p] == '#') {
-            while (*p < n && b[*p] != '\n' && b[*p] != '\r') (*p)++;
+            while (*p < n && b[*p] != '\n' && b[*p] != '\r')
+                (*p)++;
         } else if (b[*p] == ' ' || b[*p] == '\t' || b[*p] == '\n' || b[*p] == '\r' || b[*p] == '\v' ||
                    b[*p] == '\f') {
             (*p)++;
@@ -401,6 +439,61 @@ static int pnm_field(const uint8_t *b, size_t n, size_t *p, long long *v)
     return 1;
 }
 
+/* Width and height as the header states them, read before any decoder runs so that absurd sizes are
+ * refused first; 0 when the header is cut short. */
+static int header_dims(img_format f, const uint8_t *b, size_t n, long long *w, long long *h)
+{
+    size_t p = 2;
+    switch (f) {
+    case FMT_PNG:
+        if (n < 24 || memcmp(b + 12, "IHDR", 4) != 0) return 0;
+        *w = rd32be(b + 16);
+        *h = rd32be(b + 20);
+        return 1;
+    case FMT_GIF: /* the logical screen, which is what stb returns for the first frame */
+        if (n < 10) return 0;
+        *w = rd16le(b + 6);
+        *h = rd16le(b + 8);
+        return 1;
+    case FMT_BMP:
+        if (n < 18) return 0;
+        if (rd32le(b + 14) == 12) { /* OS/2 BITMAPCOREHEADER: 16-bit sizes */
+            if (n < 22) return 0;
+            *w = rd16le(b + 18);
+            *h = rd16le(b + 20);
+            return 1;
+        }
+        if (n < 26) return 0;
+        *w = (long long)rd32le(b + 18) - (rd32le(b + 18) >> 31 ? 1LL << 32 : 0);
+        *h = (long long)rd32le(b + 22) - (rd32le(b + 22) >> 31 ? 1LL << 32 : 0);
+        if (*h < 0) *h = -*h; /* negative height: rows stored top-down */
+        return 1;
+    case FMT_PNM:
+        return pnm_field(b, n, &p, w) && pnm_field(b, n, &p, h);
+    case FMT_TGA: /* sniffing guaranteed the 18-byte header */
+        *w = rd16le(b + 12);
+        *h = rd16le(b + 14);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* stb stops at IEND without its CRC and reports a cut chunk only as "outofdata"; walking the chunk list
+ * rejects any truncated file with a clear reason. */
+static int png_chunks_complete(const uint8_t *b, size_t n)
+{
+    size_t p = 8;
+    for (;;) {
+        if (n - p < 12) return 0;
+        uint32_t len = rd32be(b + p);
+        if (len > 0x7FFFFFFFu || n - p - 12 < len) return 0;
+        int iend = memcmp(b + p + 4, "IEND", 4) == 0;
+        p += 12 + (size_t)len;
+        if (iend) return 1;
+    }
+}
+
 /* Bytes the pixel data of a stb-decoded file needs past its start, or 0 when the format's size is not
  * fixed by the header (compressed data, handled by the decoder itself). w, h are already validated. */
 static long long raw_end(img_format f, const uint8_t *b, size_t n, long long w, long long h)
@@ -408,7 +501,8 @@ static long long raw_end(img_format f, const uint8_t *b, size_t n, long long w, 
     if (f == FMT_PNM) {
         size_t p = 2;
         long long fw, fh, maxval;
-        if (!pnm_field(b, n, &p, &fw) || !pnm_field(b, n, &p, &fh) || !pnm_field(b, n, &p, &maxval)) return -1;
+        if (!pnm_field(b, n, &p, &fw) || !pnm_field(b, n, &p, &fh) || !pnm_field(b, n, &p, &maxval))
+            return -1;
         if (fw != w || fh != h) return -1;
         p++; /* the single whitespace byte that ends the header */
         long long bytes = (b[1] == '6' ? 3 : 1) * (maxval > 255 ? 2 : 1);
@@ -438,22 +532,27 @@ static long long raw_end(img_format f, const uint8_t *b, size_t n, long long w, 
 static int load_stb(const char *name, img_format f, const uint8_t *buf, size_t len, img_rgb *out, char *err,
                     size_t errlen)
 {
-    static const char *const names[] = {[FMT_PNG] = "PNG", [FMT_GIF] = "GIF", [FMT_BMP] = "BMP",
-                                        [FMT_PNM] = "PNM", [FMT_TGA] = "TGA"};
+    static const char *const names[] = {
+        [FMT_PNG] = "PNG", [FMT_GIF] = "GIF", [FMT_BMP] = "BMP", [FMT_PNM] = "PNM", [FMT_TGA] = "TGA"};
     const char *fmt = names[f];
     int rc = VC_OK;
     stbi_uc *px = NULL;
     if (len > INT_MAX) return fail(VC_ERR_UNSUPPORTED, err, errlen, name, "%s file too large", fmt);
-    int w, h, comp;
-    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
-        return fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s header (%s)", fmt, stbi_failure_reason());
-    rc = check_dims(name, fmt, w, h, err, errlen);
+    long long hw, hh;
+    if (!header_dims(f, buf, len, &hw, &hh))
+        return fail(VC_ERR_FORMAT, err, errlen, name, "truncated or corrupt %s header", fmt);
+    rc = check_dims(name, fmt, hw, hh, err, errlen);
     if (rc < 0) return rc;
+    int w, h, comp;
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp) || w != hw || h != hh)
+        return fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s header", fmt);
     long long need = raw_end(f, buf, len, w, h);
     if (need < 0) return fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s header", fmt);
     if (need > (long long)len)
-        return fail(VC_ERR_FORMAT, err, errlen, name, "truncated %s: %zu bytes, the header needs %lld", fmt, len,
-                    need);
+        return fail(VC_ERR_FORMAT, err, errlen, name, "truncated %s: %zu bytes, the header needs %lld", fmt,
+                    len, need);
+    if (f == FMT_PNG && !png_chunks_complete(buf, len))
+        return fail(VC_ERR_FORMAT, err, errlen, name, "truncated PNG: the chunks end before IEND");
     if (f == FMT_GIF && !gif_first_frame_complete(buf, len))
         return fail(VC_ERR_FORMAT, err, errlen, name, "truncated or corrupt GIF: first frame incomplete");
 
@@ -467,8 +566,8 @@ static int load_stb(const char *name, img_format f, const uint8_t *buf, size_t l
                     why ? why : "unknown");
     }
     if (dw != w || dh != h) {
-        rc = fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s: header says %dx%d, data is %dx%d", fmt, w, h, dw,
-                  dh);
+        rc = fail(VC_ERR_FORMAT, err, errlen, name, "corrupt %s: header says %dx%d, data is %dx%d", fmt, w, h,
+                  dw, dh);
         goto end;
     }
     /* copied so that img_free never has to know which allocator made the pixels */
@@ -502,10 +601,14 @@ int img_load_memory(const char *name, const uint8_t *buf, size_t len, img_rgb *o
     const char *other;
     img_format f = sniff(buf, len, &other);
     int rc;
-    if (f == FMT_JPEG) rc = load_jpeg(name, buf, len, out, err, errlen);
-    else if (f != FMT_UNKNOWN) rc = load_stb(name, f, buf, len, out, err, errlen);
-    else if (other) rc = fail(VC_ERR_UNSUPPORTED, err, errlen, name, "unsupported image format (%s)", other);
-    else rc = fail(VC_ERR_UNSUPPORTED, err, errlen, name, "unsupported image format");
+    if (f == FMT_JPEG)
+        rc = load_jpeg(name, buf, len, out, err, errlen);
+    else if (f != FMT_UNKNOWN)
+        rc = load_stb(name, f, buf, len, out, err, errlen);
+    else if (other)
+        rc = fail(VC_ERR_UNSUPPORTED, err, errlen, name, "unsupported image format (%s)", other);
+    else
+        rc = fail(VC_ERR_UNSUPPORTED, err, errlen, name, "unsupported image format");
     if (rc < 0) img_free(out);
     return rc;
 }

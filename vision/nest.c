@@ -12,7 +12,6 @@
 
 #include "vidcap.h"
 
-#define NEST_LN_EPS 1e-6f
 #define NEST_TIMM_HEAD_DIM 32
 
 /* ---- configuration ---- */
@@ -370,11 +369,14 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
 
 void nest_state_release(nest_state *s)
 {
-    if (s) nn_arena_release(&s->arena);
+    if (!s) return;
+    nn_arena_release(&s->arena);
+    nn_arena_release(&s->tape_arena);
+    s->tape = NULL;
 }
 
 /* map [G*S, G*S, C] <-> tokens [G*G, S*S, C]: block t = (y/S)*G + x/S, token n = (y%S)*S + x%S */
-static void blockify(const float *map, int G, int S, int C, float *tok, int inverse)
+void nest_blockify(const float *map, int G, int S, int C, float *tok, int inverse)
 {
     const size_t row = (size_t)S * C * sizeof(float);
     for (int gy = 0; gy < G; gy++)
@@ -389,21 +391,24 @@ static void blockify(const float *map, int G, int S, int C, float *tok, int inve
             }
 }
 
-/* One pre-norm transformer layer on x[T*N, C], in place. */
-static void transformer_layer(nest_state *s, const nest_layer *ly, int level, float *x)
+/* One pre-norm transformer layer on x[T*N, C], in place; records into t when it is not NULL. */
+static void transformer_layer(nest_state *s, const nest_layer *ly, int level, float *x, nest_tape_layer *t)
 {
     const nest_config *c = &s->m->cfg;
     const int64_t rows = (int64_t)c->num_blocks[level] * c->seq_length, C = c->embed_dims[level];
     const int64_t Hd = c->hidden[level];
     nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR};
+    float *qkv = t ? t->qkv : s->qkv, *h = t ? t->h : s->hidden;
+    if (t) memcpy(t->x0, x, (size_t)(rows * C) * sizeof(float));
     nn_layernorm(s->pool, x, rows, C, ly->norm1_w, ly->norm1_b, NEST_LN_EPS, s->y);
-    nn_linear(s->pool, s->y, rows, C, ly->qkv_w, ly->qkv_b, 3 * C, s->qkv);
-    nn_attention(s->pool, &as, s->qkv, NULL, s->y, s->attn_ws);
+    nn_linear(s->pool, s->y, rows, C, ly->qkv_w, ly->qkv_b, 3 * C, qkv);
+    nn_attention(s->pool, &as, qkv, t ? t->probs : NULL, s->y, s->attn_ws);
     nn_linear(s->pool, s->y, rows, C, ly->proj_w, ly->proj_b, C, s->hidden);
     nn_add(x, s->hidden, rows * C, x);
+    if (t) memcpy(t->x1, x, (size_t)(rows * C) * sizeof(float));
     nn_layernorm(s->pool, x, rows, C, ly->norm2_w, ly->norm2_b, NEST_LN_EPS, s->y);
-    nn_linear(s->pool, s->y, rows, C, ly->fc1_w, ly->fc1_b, Hd, s->hidden);
-    nn_gelu(s->pool, s->hidden, rows * Hd, s->hidden);
+    nn_linear(s->pool, s->y, rows, C, ly->fc1_w, ly->fc1_b, Hd, h);
+    nn_gelu(s->pool, h, rows * Hd, s->hidden);
     nn_linear(s->pool, s->hidden, rows, Hd, ly->fc2_w, ly->fc2_b, C, s->y);
     nn_add(x, s->y, rows * C, x);
 }
@@ -424,15 +429,17 @@ void nest_forward(nest_state *s, const float *input)
             /* ConvPool on the full map: conv3x3 -> LayerNorm over channels -> 3x3/2 max-pool */
             const int64_t Gp = c->grid[i - 1];
             nn_conv2d_shape cs = {Gp, Gp, c->embed_dims[i - 1], C, 3, 1, 1};
-            nn_conv2d(s->pool, &cs, prev, lv->conv_w, lv->conv_b, s->y, s->col);
-            nn_layernorm(s->pool, s->y, Gp * Gp, C, lv->norm_w, lv->norm_b, NEST_LN_EPS, s->y);
-            nn_maxpool3x3s2(s->y, Gp, Gp, C, c->pad, map, NULL);
+            float *conv = s->tape ? s->tape->conv_out[i] : s->y;
+            nn_conv2d(s->pool, &cs, prev, lv->conv_w, lv->conv_b, conv, s->col);
+            nn_layernorm(s->pool, conv, Gp * Gp, C, lv->norm_w, lv->norm_b, NEST_LN_EPS, s->y);
+            nn_maxpool3x3s2(s->y, Gp, Gp, C, c->pad, map, s->tape ? s->tape->argmax[i] : NULL);
             prev = map;
         }
-        blockify(prev, (int)(G / S), (int)S, (int)C, s->x, 0);
+        nest_blockify(prev, (int)(G / S), (int)S, (int)C, s->x, 0);
         nn_add(s->x, lv->pos_embed, rows * C, s->x);
-        for (int j = 0; j < c->depths[i]; j++) transformer_layer(s, &lv->layers[j], i, s->x);
-        blockify(map, (int)(G / S), (int)S, (int)C, s->x, 1);
+        for (int j = 0; j < c->depths[i]; j++)
+            transformer_layer(s, &lv->layers[j], i, s->x, s->tape && i > 0 ? &s->tape->layers[i][j] : NULL);
+        nest_blockify(map, (int)(G / S), (int)S, (int)C, s->x, 1);
         prev = map;
     }
     const int L = c->num_levels - 1;

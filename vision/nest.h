@@ -7,6 +7,7 @@
 #include "nn/safetensors.h"
 
 #define NEST_MAX_LEVELS 6
+#define NEST_LN_EPS 1e-6f /* timm LayerNorm default, everywhere in NesT */
 
 typedef struct nest_config {
     int img_size, in_chans, patch_size, num_levels, num_classes;
@@ -51,6 +52,20 @@ int nest_bind(nest_model *m, const st_file *f, const char *prefix, const nest_co
               size_t errlen);
 void nest_unbind(nest_model *m);
 
+/* What the forward keeps for a backward pass, per transformer layer: its input x0, the residual stream
+ * after attention x1, the fused qkv, the attention weights and the MLP pre-activation h. */
+typedef struct nest_tape_layer {
+    float *x0, *x1, *qkv, *probs, *h;
+} nest_tape_layer;
+
+typedef struct nest_tape {
+    nest_tape_layer *layers[NEST_MAX_LEVELS];
+    float *conv_out[NEST_MAX_LEVELS]; /* ConvPool conv output before its LayerNorm, levels >= 1 */
+    int32_t *argmax[NEST_MAX_LEVELS]; /* ConvPool max-pool routing, levels >= 1 */
+    float *grads[NEST_MAX_LEVELS];    /* d objective / d maps[i], filled by nest_backward */
+    float *dx, *dy, *dqkv, *dhidden, *dcol, *dlogits, *dpooled, *ws;
+} nest_tape;
+
 /* Per-run buffers. */
 typedef struct nest_state {
     const nest_model *m;
@@ -60,10 +75,22 @@ typedef struct nest_state {
     float *pooled, *logits;       /* [C_last], [num_classes] */
     /* scratch */
     float *x, *y, *qkv, *hidden, *attn_ws, *col, *embed;
+    nn_arena tape_arena;
+    nest_tape *tape; /* NULL unless nest_state_enable_backward was called */
 } nest_state;
 
 int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool);
 void nest_state_release(nest_state *s);
+/* Makes every later forward record what nest_backward needs (one extra arena, sized once). */
+int nest_state_enable_backward(nest_state *s);
 
 /* input: channels-last [img_size, img_size, in_chans], preprocessed. Fills maps, pooled, logits. */
 void nest_forward(nest_state *s, const float *input);
+
+/* map [G*S, G*S, C] <-> tokens [G*G, S*S, C] (inverse = 1 goes back): block t = (y/S)*G + x/S,
+ * token n = (y%S)*S + x%S, as timm's blockify/deblockify. */
+void nest_blockify(const float *map, int G, int S, int C, float *tok, int inverse);
+
+/* Backward from d objective / d logits (dlogits[num_classes]) to every level's output map:
+ * fills s->tape->grads[i] (same layout as maps[i]). Needs a recorded forward. Activations only. */
+void nest_backward(nest_state *s, const float *dlogits);

@@ -34,8 +34,12 @@ static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
 
 img_preprocess img_preprocess_timm_imagenet(void)
 {
-    img_preprocess p = {.channels = 3, .resize = 256, .crop = 224, .pad = 0,
-                        .mean = {0.485f, 0.456f, 0.406f}, .std = {0.229f, 0.224f, 0.225f}};
+    img_preprocess p = {.channels = 3,
+                        .resize = 256,
+                        .crop = 224,
+                        .pad = 0,
+                        .mean = {0.485f, 0.456f, 0.406f},
+                        .std = {0.229f, 0.224f, 0.225f}};
     return p;
 }
 
@@ -56,14 +60,15 @@ static int check(const img_preprocess *p, int code, char *err, size_t errlen)
     if (p->crop < 1 || p->crop > max)
         return fail(code, err, errlen, "'crop' must be in 1..%d (got %d)", max, p->crop);
     if (p->pad < 0 || p->pad > max || p->crop + 2 * p->pad > max)
-        return fail(code, err, errlen, "'pad' must be >= 0 with crop + 2*pad <= %d (got pad %d)", max, p->pad);
+        return fail(code, err, errlen, "'pad' must be >= 0 with crop + 2*pad <= %d (got pad %d)", max,
+                    p->pad);
     if (p->resize > 0 && p->crop > p->resize)
         return fail(code, err, errlen, "'crop' (%d) is larger than 'resize' (%d)", p->crop, p->resize);
     for (int c = 0; c < p->channels; c++) {
-        if (!isfinite(p->mean[c]))
-            return fail(code, err, errlen, "'mean'[%d] is not a finite number", c);
+        if (!isfinite(p->mean[c])) return fail(code, err, errlen, "'mean'[%d] is not a finite number", c);
         if (!isfinite(p->std[c]) || !(p->std[c] > 0))
-            return fail(code, err, errlen, "'std'[%d] must be a finite number > 0 (got %g)", c, (double)p->std[c]);
+            return fail(code, err, errlen, "'std'[%d] must be a finite number > 0 (got %g)", c,
+                        (double)p->std[c]);
     }
     return VC_OK;
 }
@@ -74,7 +79,8 @@ int img_preprocess_check(const img_preprocess *p, char *err, size_t errlen)
 }
 
 /* Integer member; absent -> *v = dflt, or an error when required. */
-static int json_int(const cJSON *root, const char *key, int required, int dflt, int *v, char *err, size_t errlen)
+static int json_int(const cJSON *root, const char *key, int required, int dflt, int *v, char *err,
+                    size_t errlen)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!it) {
@@ -94,8 +100,8 @@ static int json_floats(const cJSON *root, const char *key, int n, float *v, char
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!arr) return fail(VC_ERR_FORMAT, err, errlen, "missing '%s'", key);
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n)
-        return fail(VC_ERR_FORMAT, err, errlen, "'%s' must be an array of %d number%s (one per channel)", key, n,
-                    n == 1 ? "" : "s");
+        return fail(VC_ERR_FORMAT, err, errlen, "'%s' must be an array of %d number%s (one per channel)", key,
+                    n, n == 1 ? "" : "s");
     int i = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, arr)
@@ -166,8 +172,8 @@ static double bicubic(double x)
 /* Fixed-point taps of the outputs first .. first+n-1 of an in_size -> out_size resize along one axis. */
 typedef struct resample_axis {
     int n, ksize;
-    int *lo, *cnt; /* first input index and number of taps per output */
-    int32_t *k;    /* n * ksize */
+    int *lo, *cnt;    /* first input index and number of taps per output */
+    int32_t *k;       /* n * ksize */
     int in_lo, in_hi; /* input range [in_lo, in_hi) the outputs read */
 } resample_axis;
 
@@ -218,7 +224,8 @@ static int axis_init(resample_axis *a, int in_size, int out_size, int first, int
         for (int x = 0; x < xmax; x++) {
             double v = ww != 0.0 ? w[x] / ww : w[x];
             /* round half away from zero, as PIL's normalize_coeffs_8bpc */
-            k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << RESAMPLE_BITS)) : (int32_t)(0.5 + v * (1 << RESAMPLE_BITS));
+            k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << RESAMPLE_BITS))
+                         : (int32_t)(0.5 + v * (1 << RESAMPLE_BITS));
         }
         a->lo[i] = xmin;
         a->cnt[i] = xmax;
@@ -243,8 +250,17 @@ static uint8_t clip8(int64_t ss)
 static uint8_t convolve(const uint8_t *p, size_t step, const int32_t *k, int cnt)
 {
     int64_t ss = 1 << (RESAMPLE_BITS - 1);
-    for (int t = 0; t < cnt; t++) ss += (int64_t)p[(size_t)t * step] * k[t];
+    for (int t = 0; t < cnt; t++)
+        ss += (int64_t)p[(size_t)t * step] * k[t];
     return clip8(ss);
+}
+
+/* PIL's RGB -> 'L': ITU-R 601-2 weights in 16-bit fixed point, rounded. */
+static uint8_t pil_luma(const uint8_t *rgb)
+{
+    return (
+        uint8_t)(((uint32_t)rgb[0] * 19595 + (uint32_t)rgb[1] * 38470 + (uint32_t)rgb[2] * 7471 + 0x8000) >>
+                 16);
 }
 
 /* Offset of a centered crop: torchvision's int(round(d / 2.0)), Python rounding half to even. */
@@ -267,8 +283,8 @@ int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, c
     if (!in || !in->data || in->w <= 0 || in->h <= 0)
         return fail(VC_ERR_ARG, err, errlen, "empty input image");
     if (in->w > IMG_MAX_SIDE || in->h > IMG_MAX_SIDE || (long long)in->w * in->h > IMG_MAX_PIXELS)
-        return fail(VC_ERR_ARG, err, errlen, "input image %dx%d exceeds %d a side or %lld pixels", in->w, in->h,
-                    IMG_MAX_SIDE, IMG_MAX_PIXELS);
+        return fail(VC_ERR_ARG, err, errlen, "input image %dx%d exceeds %d a side or %lld pixels", in->w,
+                    in->h, IMG_MAX_SIDE, IMG_MAX_PIXELS);
     if (!out) return fail(VC_ERR_ARG, err, errlen, "no output buffer");
 
     const int w = in->w, h = in->h, nc = p->channels, crop = p->crop;
@@ -284,8 +300,8 @@ int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, c
         rh = w <= h ? nl : p->resize;
     }
     if (crop > rw || crop > rh) {
-        rc = fail(VC_ERR_UNSUPPORTED, err, errlen, "image is %lldx%lld, smaller than the %dx%d center crop", rw, rh,
-                  crop, crop);
+        rc = fail(VC_ERR_UNSUPPORTED, err, errlen, "image is %lldx%lld, smaller than the %dx%d center crop",
+                  rw, rh, crop, crop);
         goto end;
     }
     const int left = center_offset(rw - crop), top = center_offset(rh - crop);
@@ -317,8 +333,7 @@ int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, c
             const uint8_t *s = in->data + ((size_t)y * w + x0) * 3;
             uint8_t *d = gray + (size_t)(y - y0) * rw_;
             for (size_t x = 0; x < rw_; x++, s += 3)
-                d[x] = (uint8_t)(((uint32_t)s[0] * 19595 + (uint32_t)s[1] * 38470 + (uint32_t)s[2] * 7471 + 0x8000) >>
-                                 16);
+                d[x] = pil_luma(s);
         }
         src = gray;
         src_stride = rw_;
@@ -340,7 +355,8 @@ int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, c
             for (int i = 0; i < crop; i++) {
                 const int32_t *k = ax.k + (size_t)i * ax.ksize;
                 const uint8_t *s0 = s + (size_t)(ax.lo[i] - x0) * nc;
-                for (int c = 0; c < nc; c++) d[(size_t)i * nc + c] = convolve(s0 + c, (size_t)nc, k, ax.cnt[i]);
+                for (int c = 0; c < nc; c++)
+                    d[(size_t)i * nc + c] = convolve(s0 + c, (size_t)nc, k, ax.cnt[i]);
             }
         }
         hs = tmp;
@@ -363,7 +379,8 @@ int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, c
             const int32_t *k = ay.k + (size_t)i * ay.ksize;
             const uint8_t *s0 = hs + (size_t)(ay.lo[i] - y0) * hs_stride;
             uint8_t *d = win + (size_t)i * row;
-            for (size_t j = 0; j < row; j++) d[j] = convolve(s0 + j, hs_stride, k, ay.cnt[i]);
+            for (size_t j = 0; j < row; j++)
+                d[j] = convolve(s0 + j, hs_stride, k, ay.cnt[i]);
         }
         vs = win;
         vs_stride = row;

@@ -16,11 +16,11 @@
 #define IMG_PREPROCESS_MAX_SIZE 4096
 
 typedef struct img_preprocess {
-    int channels;           /* 1 (PIL 'L' conversion first) or 3 */
-    int resize;             /* shorter side target, 0 = none */
-    int crop;               /* center crop side */
-    int pad;                /* zero-valued pixels added on every side after crop, before normalisation */
-    float mean[3], std[3];  /* per channel, on values in [0, 1] */
+    int channels;          /* 1 (PIL 'L' conversion first) or 3 */
+    int resize;            /* shorter side target, 0 = none */
+    int crop;              /* center crop side */
+    int pad;               /* zero-valued pixels added on every side after crop, before normalisation */
+    float mean[3], std[3]; /* per channel, on values in [0, 1] */
 } img_preprocess;
 
 /* Parses the JSON object stored in a model's metadata, e.g.

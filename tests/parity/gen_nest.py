@@ -35,13 +35,18 @@ def randomize(model, gen):
 
 
 def expect(model, x):
+    """Input, every level's map, logits, and d log p_c / d map for c = the top class (GradCAT's objective)."""
     model.eval()
-    with torch.no_grad():
-        maps = model.forward_levels(x)
-        logits = model.head_from_map(maps[-1])
-    out = {"input": x[0].permute(1, 2, 0), "logits": logits[0]}
+    maps = model.forward_levels(x)
+    for m in maps:
+        m.retain_grad()
+    logits = model.head_from_map(maps[-1])
+    target = int(logits[0].argmax())
+    torch.log_softmax(logits, dim=1)[0, target].backward()
+    out = {"input": x[0].permute(1, 2, 0), "logits": logits[0].detach(), "target": torch.tensor([float(target)])}
     for i, m in enumerate(maps):
-        out[f"level{i}"] = m[0].permute(1, 2, 0)
+        out[f"level{i}"] = m[0].detach().permute(1, 2, 0)
+        out[f"grad{i}"] = m.grad[0].permute(1, 2, 0)
     return out
 
 

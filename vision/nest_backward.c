@@ -1,0 +1,133 @@
+/* Reverse-mode pass through NesT, activations only (no weight gradients): what GradCAT and token-impact
+ * estimates need. The forward records each layer's inputs (nest_tape); this walks the levels top-down:
+ * head -> mean pool -> final LayerNorm -> [layers in reverse -> ConvPool (max-pool, LayerNorm, conv)]. */
+#include <string.h>
+
+#include "vidcap.h"
+#include "vision/nest.h"
+
+int nest_state_enable_backward(nest_state *s)
+{
+    if (s->tape) return 0;
+    const nest_config *c = &s->m->cfg;
+    const int nt = nn_pool_size(s->pool);
+    int64_t rows_c_max = 0, qkv_max = 0, hid_max = 0, ws_max = 0, col_max = 0;
+    size_t total = nn_arena_cost(sizeof(nest_tape));
+#define ADD(n) total += nn_arena_cost((size_t)(n) * sizeof(float))
+    for (int i = 0; i < c->num_levels; i++) {
+        const int64_t rows = (int64_t)c->num_blocks[i] * c->seq_length, C = c->embed_dims[i];
+        const int64_t probs = (int64_t)c->num_blocks[i] * c->num_heads[i] * c->seq_length * c->seq_length;
+        total += nn_arena_cost((size_t)(c->depths[i] ? c->depths[i] : 1) * sizeof(nest_tape_layer));
+        /* level 0's layers are never walked back: grads[0] comes from level 1's ConvPool */
+        for (int j = 0; j < c->depths[i] && i > 0; j++) {
+            ADD(rows * C);
+            ADD(rows * C);
+            ADD(rows * 3 * C);
+            ADD(probs);
+            ADD(rows * c->hidden[i]);
+        }
+        if (i > 0) {
+            const int64_t pre = (int64_t)c->grid[i - 1] * c->grid[i - 1] * C;
+            ADD(pre);
+            total += nn_arena_cost((size_t)rows * C * sizeof(int32_t));
+            nn_conv2d_shape cs = {c->grid[i - 1], c->grid[i - 1], c->embed_dims[i - 1], C, 3, 1, 1};
+            if ((int64_t)nn_conv2d_col_size(&cs) > col_max) col_max = (int64_t)nn_conv2d_col_size(&cs);
+            if (pre > rows_c_max) rows_c_max = pre;
+        }
+        ADD(rows * C); /* grads[i] */
+        if (rows * C > rows_c_max) rows_c_max = rows * C;
+        if (rows * 3 * C > qkv_max) qkv_max = rows * 3 * C;
+        if (rows * c->hidden[i] > hid_max) hid_max = rows * c->hidden[i];
+        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR};
+        if ((int64_t)nn_attention_backward_workspace(&as, nt) > ws_max)
+            ws_max = (int64_t)nn_attention_backward_workspace(&as, nt);
+    }
+    ADD(rows_c_max);
+    ADD(rows_c_max);
+    ADD(qkv_max);
+    ADD(hid_max);
+    ADD(col_max);
+    ADD(c->num_classes);
+    ADD(c->embed_dims[c->num_levels - 1]);
+    ADD(ws_max);
+#undef ADD
+    if (nn_arena_init(&s->tape_arena, total)) return VC_ERR_NOMEM;
+    nn_arena *a = &s->tape_arena;
+    nest_tape *t = nn_arena_alloc(a, sizeof(nest_tape));
+    memset(t, 0, sizeof(*t));
+    for (int i = 0; i < c->num_levels; i++) {
+        const int64_t rows = (int64_t)c->num_blocks[i] * c->seq_length, C = c->embed_dims[i];
+        const int64_t probs = (int64_t)c->num_blocks[i] * c->num_heads[i] * c->seq_length * c->seq_length;
+        t->layers[i] = nn_arena_alloc(a, (size_t)(c->depths[i] ? c->depths[i] : 1) * sizeof(nest_tape_layer));
+        for (int j = 0; j < c->depths[i] && i > 0; j++) {
+            nest_tape_layer *l = &t->layers[i][j];
+            l->x0 = nn_arena_floats(a, rows * C);
+            l->x1 = nn_arena_floats(a, rows * C);
+            l->qkv = nn_arena_floats(a, rows * 3 * C);
+            l->probs = nn_arena_floats(a, probs);
+            l->h = nn_arena_floats(a, rows * c->hidden[i]);
+        }
+        if (i > 0) {
+            t->conv_out[i] = nn_arena_floats(a, (int64_t)c->grid[i - 1] * c->grid[i - 1] * C);
+            t->argmax[i] = nn_arena_alloc(a, (size_t)rows * C * sizeof(int32_t));
+        }
+        t->grads[i] = nn_arena_floats(a, rows * C);
+    }
+    t->dx = nn_arena_floats(a, rows_c_max);
+    t->dy = nn_arena_floats(a, rows_c_max);
+    t->dqkv = nn_arena_floats(a, qkv_max);
+    t->dhidden = nn_arena_floats(a, hid_max);
+    t->dcol = nn_arena_floats(a, col_max);
+    t->dlogits = nn_arena_floats(a, c->num_classes);
+    t->dpooled = nn_arena_floats(a, c->embed_dims[c->num_levels - 1]);
+    t->ws = nn_arena_floats(a, ws_max);
+    s->tape = t;
+    return 0;
+}
+
+/* dx holds d/d(layer output) on entry and d/d(layer input) on return. */
+static void layer_backward(nest_state *s, const nest_layer *ly, const nest_tape_layer *r, int level, float *dx)
+{
+    const nest_config *c = &s->m->cfg;
+    nest_tape *t = s->tape;
+    const int64_t rows = (int64_t)c->num_blocks[level] * c->seq_length, C = c->embed_dims[level];
+    const int64_t Hd = c->hidden[level], n = rows * C;
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR};
+    /* MLP branch: x2 = x1 + fc2(gelu(fc1(LN2(x1)))) */
+    nn_linear_backward(s->pool, dx, rows, C, ly->fc2_w, Hd, t->dhidden);
+    nn_gelu_backward(r->h, t->dhidden, rows * Hd, t->dhidden);
+    nn_linear_backward(s->pool, t->dhidden, rows, Hd, ly->fc1_w, C, t->dy);
+    nn_layernorm_backward(s->pool, r->x1, t->dy, rows, C, ly->norm2_w, NEST_LN_EPS, t->dy);
+    nn_add(dx, t->dy, n, dx);
+    /* attention branch: x1 = x0 + proj(attn(qkv(LN1(x0)))) */
+    nn_linear_backward(s->pool, dx, rows, C, ly->proj_w, C, t->dy);
+    nn_attention_backward(s->pool, &as, r->qkv, r->probs, t->dy, t->dqkv, t->ws);
+    nn_linear_backward(s->pool, t->dqkv, rows, 3 * C, ly->qkv_w, C, t->dy);
+    nn_layernorm_backward(s->pool, r->x0, t->dy, rows, C, ly->norm1_w, NEST_LN_EPS, t->dy);
+    nn_add(dx, t->dy, n, dx);
+}
+
+void nest_backward(nest_state *s, const float *dlogits)
+{
+    const nest_model *m = s->m;
+    const nest_config *c = &m->cfg;
+    nest_tape *t = s->tape;
+    const int L = c->num_levels - 1;
+    const int64_t Cl = c->embed_dims[L], P = (int64_t)c->grid[L] * c->grid[L];
+    /* head, global average pool, final LayerNorm */
+    nn_linear_backward(NULL, dlogits, 1, c->num_classes, m->head_w, Cl, t->dpooled);
+    nn_meanpool_backward(t->dpooled, P, Cl, t->dy);
+    nn_layernorm_backward(s->pool, s->maps[L], t->dy, P, Cl, m->norm_w, NEST_LN_EPS, t->grads[L]);
+    for (int i = L; i >= 1; i--) {
+        const nest_level *lv = &m->levels[i];
+        const int64_t C = c->embed_dims[i], G = c->grid[i], S = c->block_size, Gp = c->grid[i - 1];
+        nest_blockify(t->grads[i], (int)(G / S), (int)S, (int)C, t->dx, 0);
+        for (int j = c->depths[i] - 1; j >= 0; j--) layer_backward(s, &lv->layers[j], &t->layers[i][j], i, t->dx);
+        /* + pos_embed passes the gradient through; back to the pooled map, then through ConvPool */
+        nest_blockify(t->dy, (int)(G / S), (int)S, (int)C, t->dx, 1);
+        nn_maxpool_backward(t->dy, t->argmax[i], G * G * C, Gp * Gp * C, t->dx);
+        nn_layernorm_backward(s->pool, t->conv_out[i], t->dx, Gp * Gp, C, lv->norm_w, NEST_LN_EPS, t->dx);
+        nn_conv2d_shape cs = {Gp, Gp, c->embed_dims[i - 1], C, 3, 1, 1};
+        nn_conv2d_backward(s->pool, &cs, t->dx, lv->conv_w, t->grads[i - 1], t->dcol);
+    }
+}
