@@ -66,6 +66,24 @@ const float *vc_logits(const vc_state *s);
 /* The k best classes, most probable first; returns how many were written (min(k, classes)). */
 int vc_top_k(const vc_state *s, int k, int *idx, float *prob);
 
+/* ---- explanation (GradCAT) ---- */
+typedef struct vc_explain_params {
+    int target;        /* class to explain; -1 = the predicted class */
+    int flip_sign;     /* score with -A * d log p / dA instead (the paper's sign is ambiguous) */
+    const char *png;   /* when not NULL, write the heatmap picture here (temp file + rename) */
+} vc_explain_params;
+
+vc_explain_params vc_explain_default_params(void);
+/* Classifies the image (vc_probs etc. are filled as by vc_classify_file), then explains `target` with
+ * GradCAT: one backward pass, then the walk down NesT's block tree. */
+int vc_explain_file(vc_state *s, const char *path, vc_explain_params p, char *err, size_t errlen);
+int vc_explain_target(const vc_state *s);
+/* The GradCAT path, root first: level, box in original-image pixels (x0, y0, x1, y1), node score. */
+int vc_explain_path_len(const vc_state *s);
+void vc_explain_path_node(const vc_state *s, int i, int *level, int box[4], float *score);
+/* Class index for a label (exact match) or -1. */
+int vc_model_find_label(const vc_model *m, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

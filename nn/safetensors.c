@@ -29,7 +29,7 @@ struct st_file {
     cJSON *root; /* tensor names and metadata strings point into it */
     st_tensor *tensors;
     int n_tensors;
-    const char **meta_key, **meta_value;
+    const char **meta; /* key, value, key, value, ... sorted by key */
     int n_meta;
     float *owned; /* one block holding every widened or realigned tensor */
 };
@@ -63,15 +63,15 @@ typedef struct st_dtype_info {
     st_dtype dtype;
 } st_dtype_info;
 
-/* Every dtype the reference parser knows, so a valid file in another dtype is "unsupported", not "malformed". */
+/* Every dtype the reference parser knows: a valid file in another dtype is "unsupported", not "malformed". */
 static const st_dtype_info st_dtypes[] = {
-    {"F32", 32, 1, ST_F32},   {"F16", 16, 1, ST_F16},         {"BF16", 16, 1, ST_BF16},
-    {"BOOL", 8, 0, ST_F32},   {"U8", 8, 0, ST_F32},           {"I8", 8, 0, ST_F32},
-    {"I16", 16, 0, ST_F32},   {"U16", 16, 0, ST_F32},         {"I32", 32, 0, ST_F32},
-    {"U32", 32, 0, ST_F32},   {"F64", 64, 0, ST_F32},         {"I64", 64, 0, ST_F32},
-    {"U64", 64, 0, ST_F32},   {"C64", 64, 0, ST_F32},         {"F4", 4, 0, ST_F32},
-    {"F6_E2M3", 6, 0, ST_F32}, {"F6_E3M2", 6, 0, ST_F32},     {"F8_E5M2", 8, 0, ST_F32},
-    {"F8_E4M3", 8, 0, ST_F32}, {"F8_E8M0", 8, 0, ST_F32},     {"F8_E4M3FNUZ", 8, 0, ST_F32},
+    {"F32", 32, 1, ST_F32},        {"F16", 16, 1, ST_F16},    {"BF16", 16, 1, ST_BF16},
+    {"BOOL", 8, 0, ST_F32},        {"U8", 8, 0, ST_F32},      {"I8", 8, 0, ST_F32},
+    {"I16", 16, 0, ST_F32},        {"U16", 16, 0, ST_F32},    {"I32", 32, 0, ST_F32},
+    {"U32", 32, 0, ST_F32},        {"F64", 64, 0, ST_F32},    {"I64", 64, 0, ST_F32},
+    {"U64", 64, 0, ST_F32},        {"C64", 64, 0, ST_F32},    {"F4", 4, 0, ST_F32},
+    {"F6_E2M3", 6, 0, ST_F32},     {"F6_E3M2", 6, 0, ST_F32}, {"F8_E5M2", 8, 0, ST_F32},
+    {"F8_E4M3", 8, 0, ST_F32},     {"F8_E8M0", 8, 0, ST_F32}, {"F8_E4M3FNUZ", 8, 0, ST_F32},
     {"F8_E5M2FNUZ", 8, 0, ST_F32},
 };
 
@@ -120,9 +120,11 @@ static void st_widen(const unsigned char *src, st_dtype dtype, int64_t n, float 
             dst[i] = st_bits_f32((uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 |
                                  (uint32_t)src[3] << 24);
     } else if (dtype == ST_F16) {
-        for (int64_t i = 0; i < n; i++, src += 2) dst[i] = st_f16_to_f32((uint16_t)(src[0] | src[1] << 8));
+        for (int64_t i = 0; i < n; i++, src += 2)
+            dst[i] = st_f16_to_f32((uint16_t)(src[0] | src[1] << 8));
     } else {
-        for (int64_t i = 0; i < n; i++, src += 2) dst[i] = st_bits_f32((uint32_t)src[0] << 16 | (uint32_t)src[1] << 24);
+        for (int64_t i = 0; i < n; i++, src += 2)
+            dst[i] = st_bits_f32((uint32_t)src[0] << 16 | (uint32_t)src[1] << 24);
     }
 }
 
@@ -176,18 +178,19 @@ static int st_check_text(const char *path, const unsigned char *h, size_t n, cha
     for (size_t i = 0, k; i < n; i += k) {
         unsigned char c = h[i];
         if (!(k = st_utf8_len(h + i, n - i)))
-            return st_fail(err, errlen, VC_ERR_FORMAT, path, "header is not valid UTF-8 (byte 0x%02x at file offset %zu)",
-                           c, 8 + i);
+            return st_fail(err, errlen, VC_ERR_FORMAT, path,
+                           "header is not valid UTF-8 (byte 0x%02x at file offset %zu)", c, 8 + i);
         if (c < 0x20 && (in_string || !st_json_ws(c)))
-            return st_fail(err, errlen, VC_ERR_FORMAT, path, "header has a raw control byte 0x%02x at file offset %zu",
-                           c, 8 + i);
+            return st_fail(err, errlen, VC_ERR_FORMAT, path,
+                           "header has a raw control byte 0x%02x at file offset %zu", c, 8 + i);
         if (c == '"') {
             in_string = !in_string;
         } else if (in_string && c == '\\' && i + 1 < n) {
             if (n - i >= 6 && memcmp(h + i + 1, "u0000", 5) == 0)
                 return st_fail(err, errlen, VC_ERR_UNSUPPORTED, path,
-                               "header has a \\u0000 escape at file offset %zu; vidcap names are C strings", 8 + i);
-            /* skip the escaped byte so \" and \\ do not toggle the state; anything else is cJSON's to reject */
+                               "header has a \\u0000 escape at file offset %zu; vidcap names are C strings",
+                               8 + i);
+            /* skip the escaped byte so \" and \\ keep the state; cJSON rejects bad escapes */
             k = h[i + 1] >= 0x20 && h[i + 1] < 0x80 ? 2 : 1;
         }
     }
@@ -206,7 +209,8 @@ static int st_find_dup(const cJSON *node, const char **dup, const char ***keys, 
 {
     if (cJSON_IsObject(node)) {
         size_t n = 0;
-        for (const cJSON *c = node->child; c; c = c->next) n++;
+        for (const cJSON *c = node->child; c; c = c->next)
+            n++;
         if (n > *cap) {
             const char **k = realloc(*keys, n * sizeof *k);
             if (!k) return -1;
@@ -214,7 +218,8 @@ static int st_find_dup(const cJSON *node, const char **dup, const char ***keys, 
             *cap = n;
         }
         n = 0;
-        for (const cJSON *c = node->child; c; c = c->next) (*keys)[n++] = c->string;
+        for (const cJSON *c = node->child; c; c = c->next)
+            (*keys)[n++] = c->string;
         if (n > 1) qsort(*keys, n, sizeof **keys, st_cmp_str); /* *keys is still NULL for {} */
         for (size_t i = 1; i < n; i++) {
             if (strcmp((*keys)[i - 1], (*keys)[i]) == 0) {
@@ -242,13 +247,15 @@ static int st_json_uint(const cJSON *v, uint64_t *out)
     return 1;
 }
 
-static int st_bad_uint(const char *path, const char *name, const char *field, int i, const cJSON *v, char *err,
-                       size_t errlen)
+static int st_bad_uint(const char *path, const char *name, const char *field, int i, const cJSON *v,
+                       char *err, size_t errlen)
 {
     if (!cJSON_IsNumber(v))
-        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": %s[%d] is not a number", name, field, i);
-    return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": %s[%d] is %.17g, not an integer in [0, 2^53)",
-                   name, field, i, v->valuedouble);
+        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": %s[%d] is not a number", name,
+                       field, i);
+    return st_fail(err, errlen, VC_ERR_FORMAT, path,
+                   "tensor \"%.64s\": %s[%d] is %.17g, not an integer in [0, 2^53)", name, field, i,
+                   v->valuedouble);
 }
 
 /* "[2, 3, 4]" for messages; truncated to fit. */
@@ -298,13 +305,15 @@ static int st_parse_entry(const char *path, const cJSON *e, st_tensor *t, st_spa
 {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
-        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": entry is not a JSON object", name);
+        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": entry is not a JSON object",
+                       name);
     /* case-sensitive: cJSON_GetObjectItem would also match "DTYPE" */
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offs ? "data_offsets" : NULL;
-    if (missing) return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": missing \"%s\"", name, missing);
+    if (missing)
+        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": missing \"%s\"", name, missing);
     if (!cJSON_IsString(dtype))
         return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": \"dtype\" is not a string", name);
     if (!cJSON_IsArray(shape))
@@ -322,8 +331,7 @@ static int st_parse_entry(const char *path, const cJSON *e, st_tensor *t, st_spa
     int64_t numel = 1;
     for (const cJSON *d = shape->child; d; d = d->next, ndim++) {
         uint64_t v;
-        if (!st_json_uint(d, &v))
-            return st_bad_uint(path, name, "shape", ndim, d, err, errlen);
+        if (!st_json_uint(d, &v)) return st_bad_uint(path, name, "shape", ndim, d, err, errlen);
         if (v && (uint64_t)numel > (uint64_t)INT64_MAX / v)
             return st_fail(err, errlen, VC_ERR_FORMAT, path,
                            "tensor \"%.64s\": shape product overflows 64 bits", name);
@@ -333,26 +341,32 @@ static int st_parse_entry(const char *path, const cJSON *e, st_tensor *t, st_spa
     uint64_t begin, end;
     for (int i = 0; i < 2; i++) {
         const cJSON *v = cJSON_GetArrayItem(offs, i);
-        if (!st_json_uint(v, i ? &end : &begin)) return st_bad_uint(path, name, "data_offsets", i, v, err, errlen);
+        if (!st_json_uint(v, i ? &end : &begin))
+            return st_bad_uint(path, name, "data_offsets", i, v, err, errlen);
     }
     if (end < begin)
         return st_fail(err, errlen, VC_ERR_FORMAT, path,
-                       "tensor \"%.64s\": data_offsets end %" PRIu64 " is before begin %" PRIu64, name, end, begin);
+                       "tensor \"%.64s\": data_offsets end %" PRIu64 " is before begin %" PRIu64, name, end,
+                       begin);
     if ((uint64_t)numel > UINT64_MAX / (uint64_t)dt->bits)
-        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": byte size overflows 64 bits", name);
+        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": byte size overflows 64 bits",
+                       name);
     uint64_t bits = (uint64_t)numel * (uint64_t)dt->bits;
     char shape_buf[160];
     if (bits % 8)
-        return st_fail(err, errlen, VC_ERR_FORMAT, path, "tensor \"%.64s\": shape %s of %s ends in a partial byte",
-                       name, st_shape_str(shape, shape_buf, sizeof shape_buf), dt->name);
-    if (end - begin != bits / 8)
         return st_fail(err, errlen, VC_ERR_FORMAT, path,
-                       "tensor \"%.64s\": data_offsets span %" PRIu64 " bytes but shape %s of %s needs %" PRIu64,
-                       name, end - begin, st_shape_str(shape, shape_buf, sizeof shape_buf), dt->name, bits / 8);
+                       "tensor \"%.64s\": shape %s of %s ends in a partial byte", name,
+                       st_shape_str(shape, shape_buf, sizeof shape_buf), dt->name);
+    if (end - begin != bits / 8)
+        return st_fail(
+            err, errlen, VC_ERR_FORMAT, path,
+            "tensor \"%.64s\": data_offsets span %" PRIu64 " bytes but shape %s of %s needs %" PRIu64, name,
+            end - begin, st_shape_str(shape, shape_buf, sizeof shape_buf), dt->name, bits / 8);
 
     if (!unsupported[0] && !dt->supported)
-        snprintf(unsupported, ulen, "tensor \"%.64s\": dtype %s is not supported (vidcap reads F32, F16 and BF16)",
-                 name, dt->name);
+        snprintf(unsupported, ulen,
+                 "tensor \"%.64s\": dtype %s is not supported (vidcap reads F32, F16 and BF16)", name,
+                 dt->name);
     if (!unsupported[0] && ndim > NN_MAX_DIMS)
         snprintf(unsupported, ulen, "tensor \"%.64s\": %d dims, vidcap supports at most %d", name, ndim,
                  NN_MAX_DIMS);
@@ -372,33 +386,19 @@ static int st_parse_meta(const char *path, st_file *f, const cJSON *meta, char *
     int n = cJSON_GetArraySize(meta);
     if (!n) return 0;
     /* keys and values side by side so one qsort keeps the pairs together */
-    const char **kv = malloc((size_t)n * 2 * sizeof *kv);
-    f->meta_key = malloc((size_t)n * sizeof *f->meta_key);
-    f->meta_value = malloc((size_t)n * sizeof *f->meta_value);
-    int rc = 0;
-    if (!kv || !f->meta_key || !f->meta_value) {
-        rc = st_fail(err, errlen, VC_ERR_NOMEM, path, "out of memory for %d metadata entries", n);
-        goto end;
-    }
+    if (!(f->meta = malloc((size_t)n * 2 * sizeof *f->meta)))
+        return st_fail(err, errlen, VC_ERR_NOMEM, path, "out of memory for %d metadata entries", n);
     int i = 0;
     for (const cJSON *c = meta->child; c; c = c->next, i++) {
-        if (!cJSON_IsString(c)) {
-            rc = st_fail(err, errlen, VC_ERR_FORMAT, path, "\"__metadata__\" value for \"%.64s\" is not a string",
-                         c->string);
-            goto end;
-        }
-        kv[2 * i] = c->string;
-        kv[2 * i + 1] = c->valuestring;
+        if (!cJSON_IsString(c))
+            return st_fail(err, errlen, VC_ERR_FORMAT, path,
+                           "\"__metadata__\" value for \"%.64s\" is not a string", c->string);
+        f->meta[2 * i] = c->string;
+        f->meta[2 * i + 1] = c->valuestring;
     }
-    qsort(kv, (size_t)n, 2 * sizeof *kv, st_cmp_meta);
-    for (i = 0; i < n; i++) {
-        f->meta_key[i] = kv[2 * i];
-        f->meta_value[i] = kv[2 * i + 1];
-    }
+    qsort(f->meta, (size_t)n, 2 * sizeof *f->meta, st_cmp_meta);
     f->n_meta = n;
-end:
-    free(kv);
-    return rc;
+    return 0;
 }
 
 /* Points every tensor at its F32 data: in place when the mapping already holds aligned little-endian F32,
@@ -424,7 +424,8 @@ static int st_load_data(const char *path, st_file *f, const unsigned char *data,
         return st_fail(err, errlen, VC_ERR_NOMEM, path, "%" PRIu64 " floats do not fit in memory", owned);
     f->owned = malloc((size_t)owned * sizeof(float));
     if (!f->owned)
-        return st_fail(err, errlen, VC_ERR_NOMEM, path, "out of memory widening %" PRIu64 " values to F32", owned);
+        return st_fail(err, errlen, VC_ERR_NOMEM, path, "out of memory widening %" PRIu64 " values to F32",
+                       owned);
     float *dst = f->owned;
     for (int i = 0; i < f->n_tensors; i++) {
         st_tensor *t = &f->tensors[spans[i].index];
@@ -476,11 +477,12 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen)
         goto end;
     }
     if (sb.st_size < 8) {
-        rc = sb.st_size == 0
-                 ? st_fail(err, errlen, VC_ERR_FORMAT, path, "file is empty; a safetensors file starts with an "
-                                                             "8-byte header length")
-                 : st_fail(err, errlen, VC_ERR_FORMAT, path,
-                           "file is %lld bytes, too short for the 8-byte header length", (long long)sb.st_size);
+        rc = sb.st_size == 0 ? st_fail(err, errlen, VC_ERR_FORMAT, path,
+                                       "file is empty; a safetensors file starts with an "
+                                       "8-byte header length")
+                             : st_fail(err, errlen, VC_ERR_FORMAT, path,
+                                       "file is %lld bytes, too short for the 8-byte header length",
+                                       (long long)sb.st_size);
         goto end;
     }
     if ((uint64_t)sb.st_size > SIZE_MAX) {
@@ -498,10 +500,11 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen)
 
     const unsigned char *p = map;
     uint64_t n = 0;
-    for (int i = 0; i < 8; i++) n |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        n |= (uint64_t)p[i] << (8 * i);
     if (n > ST_MAX_HEADER) {
-        rc = st_fail(err, errlen, VC_ERR_FORMAT, path, "header length %" PRIu64 " exceeds the %llu-byte limit", n,
-                     ST_MAX_HEADER);
+        rc = st_fail(err, errlen, VC_ERR_FORMAT, path,
+                     "header length %" PRIu64 " exceeds the %llu-byte limit", n, ST_MAX_HEADER);
         goto end;
     }
     if (n > size - 8) {
@@ -512,7 +515,8 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen)
     const unsigned char *h = p + 8;
     if ((rc = st_check_text(path, h, (size_t)n, err, errlen))) goto end;
     size_t a = 0;
-    while (a < n && st_json_ws(h[a])) a++;
+    while (a < n && st_json_ws(h[a]))
+        a++;
     if (a == n) {
         rc = st_fail(err, errlen, VC_ERR_FORMAT, path, "header is not a JSON object: it is empty");
         goto end;
@@ -541,7 +545,8 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen)
     }
     for (const char *c = jend; *c; c++) {
         if (!st_json_ws((unsigned char)*c)) {
-            rc = st_fail(err, errlen, VC_ERR_FORMAT, path, "unexpected bytes after the JSON object at file offset %zu",
+            rc = st_fail(err, errlen, VC_ERR_FORMAT, path,
+                         "unexpected bytes after the JSON object at file offset %zu",
                          8 + a + (size_t)(c - json));
             goto end;
         }
@@ -589,8 +594,8 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen)
                              spans[i].begin);
             else
                 rc = st_fail(err, errlen, VC_ERR_FORMAT, path,
-                             "tensor \"%.64s\": data starts at %" PRIu64 " but the previous tensor ends at %" PRIu64
-                             " (%s)",
+                             "tensor \"%.64s\": data starts at %" PRIu64
+                             " but the previous tensor ends at %" PRIu64 " (%s)",
                              name, spans[i].begin, pos, spans[i].begin > pos ? "hole" : "overlap");
             goto end;
         }
@@ -599,13 +604,14 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen)
     uint64_t data_len = size - 8 - n;
     if (pos > data_len) {
         rc = st_fail(err, errlen, VC_ERR_FORMAT, path,
-                     "file is truncated: tensors need %" PRIu64 " data bytes but %" PRIu64 " follow the header", pos,
-                     data_len);
+                     "file is truncated: tensors need %" PRIu64 " data bytes but %" PRIu64
+                     " follow the header",
+                     pos, data_len);
         goto end;
     }
     if (pos < data_len) {
-        rc = st_fail(err, errlen, VC_ERR_FORMAT, path, "%" PRIu64 " trailing bytes after the last tensor's data",
-                     data_len - pos);
+        rc = st_fail(err, errlen, VC_ERR_FORMAT, path,
+                     "%" PRIu64 " trailing bytes after the last tensor's data", data_len - pos);
         goto end;
     }
     if (unsupported[0]) {
@@ -632,8 +638,7 @@ void st_close(st_file *f)
     if (f->map) munmap(f->map, f->map_len);
     cJSON_Delete(f->root);
     free(f->tensors);
-    free(f->meta_key);
-    free(f->meta_value);
+    free(f->meta);
     free(f->owned);
     free(f->path);
     free(f);
@@ -676,12 +681,12 @@ int st_n_meta(const st_file *f)
 
 const char *st_meta_key(const st_file *f, int i)
 {
-    return f && i >= 0 && i < f->n_meta ? f->meta_key[i] : NULL;
+    return f && i >= 0 && i < f->n_meta ? f->meta[2 * i] : NULL;
 }
 
 const char *st_meta_value(const st_file *f, int i)
 {
-    return f && i >= 0 && i < f->n_meta ? f->meta_value[i] : NULL;
+    return f && i >= 0 && i < f->n_meta ? f->meta[2 * i + 1] : NULL;
 }
 
 const char *st_meta(const st_file *f, const char *key)
@@ -689,8 +694,8 @@ const char *st_meta(const st_file *f, const char *key)
     if (!f || !key) return NULL;
     int lo = 0, hi = f->n_meta - 1;
     while (lo <= hi) {
-        int mid = lo + (hi - lo) / 2, c = strcmp(key, f->meta_key[mid]);
-        if (!c) return f->meta_value[mid];
+        int mid = lo + (hi - lo) / 2, c = strcmp(key, f->meta[2 * mid]);
+        if (!c) return f->meta[2 * mid + 1];
         if (c < 0)
             hi = mid - 1;
         else
@@ -736,7 +741,8 @@ void st_writer_free(st_writer *w)
         free(w->t[i].name);
         free(w->t[i].data);
     }
-    for (int i = 0; i < 2 * w->n_meta; i++) free(w->meta[i]);
+    for (int i = 0; i < 2 * w->n_meta; i++)
+        free(w->meta[i]);
     free(w->t);
     free(w->meta);
     free(w);
@@ -829,7 +835,8 @@ static char *st_build_header(const st_writer *w, st_wtensor *const *order, size_
         qsort(kv, (size_t)w->n_meta, 2 * sizeof *kv, st_cmp_meta);
         cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
         int ok = meta != NULL;
-        for (int i = 0; ok && i < w->n_meta; i++) ok = cJSON_AddStringToObject(meta, kv[2 * i], kv[2 * i + 1]) != NULL;
+        for (int i = 0; ok && i < w->n_meta; i++)
+            ok = cJSON_AddStringToObject(meta, kv[2 * i], kv[2 * i + 1]) != NULL;
         free(kv);
         if (!ok) goto end;
     }
@@ -837,7 +844,8 @@ static char *st_build_header(const st_writer *w, st_wtensor *const *order, size_
     for (int i = 0; i < w->n; i++) {
         const st_wtensor *t = order[i];
         cJSON *e = cJSON_AddObjectToObject(root, t->name), *shape = NULL, *offs = NULL;
-        if (!e || !cJSON_AddStringToObject(e, "dtype", "F32") || !(shape = cJSON_AddArrayToObject(e, "shape")) ||
+        if (!e || !cJSON_AddStringToObject(e, "dtype", "F32") ||
+            !(shape = cJSON_AddArrayToObject(e, "shape")) ||
             !(offs = cJSON_AddArrayToObject(e, "data_offsets")))
             goto end;
         for (int d = 0; d < t->ndim; d++) {
@@ -896,7 +904,8 @@ static int st_write_f32(int fd, const float *x, int64_t n)
         for (; k + 4 <= sizeof buf && i < n; i++, k += 4) {
             uint32_t u;
             memcpy(&u, &x[i], 4);
-            for (int b = 0; b < 4; b++) buf[k + (size_t)b] = (unsigned char)(u >> (8 * b));
+            for (int b = 0; b < 4; b++)
+                buf[k + (size_t)b] = (unsigned char)(u >> (8 * b));
         }
         if (st_write_all(fd, buf, k)) return -1;
     }
@@ -911,21 +920,23 @@ int st_writer_save(const st_writer *w, const char *path, char *err, size_t errle
     size_t hlen = 0;
 
     if (err && errlen) err[0] = '\0';
-    if (!w || !path) return st_fail(err, errlen, VC_ERR_ARG, path, "st_writer_save needs a writer and a path");
+    if (!w || !path)
+        return st_fail(err, errlen, VC_ERR_ARG, path, "st_writer_save needs a writer and a path");
     order = malloc((w->n ? (size_t)w->n : 1) * sizeof *order);
     if (!order) {
         rc = st_fail(err, errlen, VC_ERR_NOMEM, path, "out of memory");
         goto end;
     }
-    for (int i = 0; i < w->n; i++) order[i] = &w->t[i];
+    for (int i = 0; i < w->n; i++)
+        order[i] = &w->t[i];
     qsort(order, (size_t)w->n, sizeof *order, st_cmp_wtensor);
     if (!(header = st_build_header(w, order, &hlen))) {
         rc = st_fail(err, errlen, VC_ERR_NOMEM, path, "out of memory building the header");
         goto end;
     }
     if (hlen > ST_MAX_HEADER) {
-        rc = st_fail(err, errlen, VC_ERR_ARG, path, "header would be %zu bytes, over the %llu-byte limit", hlen,
-                     ST_MAX_HEADER);
+        rc = st_fail(err, errlen, VC_ERR_ARG, path, "header would be %zu bytes, over the %llu-byte limit",
+                     hlen, ST_MAX_HEADER);
         goto end;
     }
 
@@ -945,9 +956,11 @@ int st_writer_save(const st_writer *w, const char *path, char *err, size_t errle
         goto end;
     }
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     int bad = st_write_all(fd, len8, sizeof len8) || st_write_all(fd, header, hlen);
-    for (int i = 0; !bad && i < w->n; i++) bad = st_write_f32(fd, order[i]->data, order[i]->numel);
+    for (int i = 0; !bad && i < w->n; i++)
+        bad = st_write_f32(fd, order[i]->data, order[i]->numel);
     /* mkstemp creates 0600; weights are meant to be shared like any other output file */
     bad = bad || fchmod(fd, 0644) != 0 || fsync(fd) != 0;
     if (bad) {

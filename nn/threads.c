@@ -111,8 +111,8 @@ void nn_pool_run(nn_pool *p, int64_t n, int64_t grain, nn_task_fn fn, void *ctx)
 {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    int64_t chunks = (n + grain - 1) / grain;
-    if (!p || p->n == 1 || chunks == 1) {
+    int64_t chunks = n / grain; /* rounded down, so every chunk gets at least grain items */
+    if (!p || p->n == 1 || chunks <= 1) {
         fn(ctx, 0, n, 0);
         return;
     }

@@ -8,14 +8,6 @@
 #include "pipeline/model.h"
 #include "vision/image.h"
 
-struct vc_state {
-    const vc_model *model;
-    nn_pool *pool;
-    nest_state nest;
-    float *input; /* preprocessed image, channels-last */
-    float *probs;
-};
-
 vc_state *vc_state_create(const vc_model *m)
 {
     vc_state *s = calloc(1, sizeof(*s));
@@ -35,6 +27,7 @@ vc_state *vc_state_create(const vc_model *m)
 void vc_state_free(vc_state *s)
 {
     if (!s) return;
+    for (int i = 0; i < NEST_MAX_LEVELS; i++) free(s->explain.score_maps[i]);
     nest_state_release(&s->nest);
     nn_pool_free(s->pool);
     free(s->input);

@@ -2,6 +2,7 @@
  * and its preprocessing. */
 #pragma once
 #include "nn/safetensors.h"
+#include "vision/gradcat.h"
 #include "vision/nest.h"
 #include "vision/preprocess.h"
 #include "vidcap.h"
@@ -18,4 +19,15 @@ struct vc_model {
     img_preprocess pre;
     int n_labels;
     char **labels;
+};
+
+/* Per-run buffers: one per thread that runs the model. */
+struct vc_state {
+    const vc_model *model;
+    nn_pool *pool;
+    nest_state nest;
+    float *input; /* preprocessed image, channels-last */
+    float *probs;
+    gradcat_result explain;   /* the last vc_explain_file */
+    int explain_boxes[NEST_MAX_LEVELS][4]; /* its path in original-image pixels */
 };

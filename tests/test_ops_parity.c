@@ -32,7 +32,8 @@ static float *out_buf(int64_t n)
         fprintf(stderr, "test_ops_parity: out of memory\n");
         exit(2);
     }
-    for (int64_t i = 0; i < n; i++) p[i] = NAN; /* unwritten elements fail the comparison */
+    for (int64_t i = 0; i < n; i++)
+        p[i] = NAN; /* unwritten elements fail the comparison */
     return p;
 }
 
@@ -134,7 +135,8 @@ static void conv2d(const char *c)
     int64_t xs[3] = {-1, -1, -1}, ws[4] = {-1, -1, -1, -1}, stride, pad;
     const float *x = parity_get(pf, K(c, "x"), 3, xs);
     const float *w = x ? parity_get(pf, K(c, "w"), 4, (ws[1] = xs[2], ws)) : NULL;
-    if (!w || !parity_meta_int(pf, K(c, "stride"), &stride) || !parity_meta_int(pf, K(c, "pad"), &pad)) return;
+    if (!w || !parity_meta_int(pf, K(c, "stride"), &stride) || !parity_meta_int(pf, K(c, "pad"), &pad))
+        return;
     TU_CHECK(ws[2] == ws[3], "%s: kernel %lldx%lld is not square", c, (long long)ws[2], (long long)ws[3]);
     nn_conv2d_shape s = {xs[0], xs[1], xs[2], ws[0], ws[2], stride, pad};
     int64_t oh = nn_conv2d_out_h(&s), ow = nn_conv2d_out_w(&s), nx = xs[0] * xs[1] * xs[2];
@@ -241,6 +243,8 @@ static const struct {
     {"maxpool_symmetric", maxpool},
     {"maxpool_same", maxpool},
     {"maxpool_same_even", maxpool},
+    {"maxpool_symmetric_ties", maxpool},
+    {"maxpool_same_ties", maxpool},
     {"meanpool_a", meanpool},
     {"conv1d_k3p1", conv1d_depthwise},
     {"conv1d_k5p2_nobias", conv1d_depthwise},
@@ -259,7 +263,8 @@ int main(int argc, char **argv)
     pf = parity_open(argv[1]);
     TU_CHECK(pool != NULL, "nn_pool_create(2)");
     if (pf && pool) {
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) cases[i].run(cases[i].name);
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            cases[i].run(cases[i].name);
         parity_check_all_used(pf);
     }
     parity_close(pf);

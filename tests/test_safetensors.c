@@ -35,8 +35,10 @@ static void join(char *out, size_t len, const char *dir, const char *name)
 static void check_message(const char *err, const char *path, const char *want, const char *what)
 {
     size_t n = strlen(path);
-    TU_CHECK(strncmp(err, path, n) == 0 && strncmp(err + n, ": ", 2) == 0, "%s: message \"%s\" does not start "
-             "with the path", what, err);
+    TU_CHECK(strncmp(err, path, n) == 0 && strncmp(err + n, ": ", 2) == 0,
+             "%s: message \"%s\" does not start "
+             "with the path",
+             what, err);
     TU_CHECK(strchr(err, '\n') == NULL, "%s: message has a newline: \"%s\"", what, err);
     if (want) TU_CHECK(strstr(err, want) != NULL, "%s: message \"%s\" lacks \"%s\"", what, err, want);
 }
@@ -72,12 +74,18 @@ static void test_roundtrip(const char *dir)
         {"zero_mid", 3, {2, 0, 3}},
         {"eight_dims", 8, {1, 2, 1, 2, 1, 1, 2, 1}},
         {"specials", 1, {6}},
-        {"\xc3\xbcnic\xc3\xb6" "de/\xc3\x9f", 1, {2}},
+        {"\xc3\xbcnic\xc3\xb6"
+         "de/\xc3\x9f",
+         1,
+         {2}},
         {"we\"ird\nname\\", 1, {1}},
     };
     const int n_cases = (int)(sizeof cases / sizeof cases[0]);
-    const char *meta[][2] = {{"vidcap.arch", "nest"}, {"format", "pt"}, {"empty", ""},
-                             {"unicode", "h\xc3\xa9llo \xe2\x9c\x93"}, {"quote\"key", "line\nbreak"}};
+    const char *meta[][2] = {{"vidcap.arch", "nest"},
+                             {"format", "pt"},
+                             {"empty", ""},
+                             {"unicode", "h\xc3\xa9llo \xe2\x9c\x93"},
+                             {"quote\"key", "line\nbreak"}};
     const int n_meta = (int)(sizeof meta / sizeof meta[0]);
     float *data[sizeof cases / sizeof cases[0]] = {0};
     char path[1024], err[512];
@@ -89,7 +97,8 @@ static void test_roundtrip(const char *dir)
     if (!w) return;
     for (int i = 0; i < n_cases; i++) {
         int64_t numel = 1;
-        for (int d = 0; d < cases[i].ndim; d++) numel *= cases[i].shape[d];
+        for (int d = 0; d < cases[i].ndim; d++)
+            numel *= cases[i].shape[d];
         data[i] = malloc((size_t)(numel ? numel : 1) * sizeof(float));
         tu_fill(data[i], numel, -3.f, 3.f);
         if (strcmp(cases[i].name, "specials") == 0) {
@@ -101,7 +110,8 @@ static void test_roundtrip(const char *dir)
         int rc = st_writer_add(w, cases[i].name, cases[i].ndim, cases[i].shape, src);
         TU_CHECK(rc == 0, "st_writer_add %s: %d", cases[i].name, rc);
     }
-    for (int i = 0; i < n_meta; i++) TU_CHECK(st_writer_meta(w, meta[i][0], meta[i][1]) == 0, "meta %s", meta[i][0]);
+    for (int i = 0; i < n_meta; i++)
+        TU_CHECK(st_writer_meta(w, meta[i][0], meta[i][1]) == 0, "meta %s", meta[i][0]);
 
     /* rejected additions must leave the writer usable */
     const int64_t shape9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, neg[1] = {-1}, two[1] = {2};
@@ -129,17 +139,20 @@ static void test_roundtrip(const char *dir)
     TU_CHECK(fp && fread(head, 1, 9, fp) == 9, "read back %s", path);
     if (fp) fclose(fp);
     uint64_t hlen = 0;
-    for (int i = 0; i < 8; i++) hlen |= (uint64_t)head[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)head[i] << (8 * i);
     TU_CHECK(head[8] == '{', "header starts with 0x%02x", head[8]);
     TU_CHECK(hlen % 8 == 0, "header length %llu is not a multiple of 8", (unsigned long long)hlen);
     int64_t total = 0;
     for (int i = 0; i < n_cases; i++) {
         int64_t numel = 1;
-        for (int d = 0; d < cases[i].ndim; d++) numel *= cases[i].shape[d];
+        for (int d = 0; d < cases[i].ndim; d++)
+            numel *= cases[i].shape[d];
         total += numel * 4;
     }
     TU_CHECK(stat(path, &sb) == 0 && (uint64_t)sb.st_size == 8 + hlen + (uint64_t)total,
-             "file size %lld, want %llu", (long long)sb.st_size, (unsigned long long)(8 + hlen + (uint64_t)total));
+             "file size %lld, want %llu", (long long)sb.st_size,
+             (unsigned long long)(8 + hlen + (uint64_t)total));
     TU_CHECK((sb.st_mode & 0777) == 0644, "file mode %o", (unsigned)(sb.st_mode & 0777));
 
     st_file *f = NULL;
@@ -149,7 +162,8 @@ static void test_roundtrip(const char *dir)
         TU_CHECK(strcmp(st_path(f), path) == 0, "st_path");
         TU_CHECK(st_n_tensors(f) == n_cases, "%d tensors", st_n_tensors(f));
         for (int i = 1; i < st_n_tensors(f); i++)
-            TU_CHECK(strcmp(st_tensor_at(f, i - 1)->name, st_tensor_at(f, i)->name) < 0, "not sorted at %d", i);
+            TU_CHECK(strcmp(st_tensor_at(f, i - 1)->name, st_tensor_at(f, i)->name) < 0, "not sorted at %d",
+                     i);
         TU_CHECK(st_tensor_at(f, -1) == NULL && st_tensor_at(f, n_cases) == NULL, "out-of-range index");
         TU_CHECK(st_find(f, "absent") == NULL && st_find(f, "") == NULL, "st_find of an absent name");
         for (int i = 0; i < n_cases; i++) {
@@ -157,9 +171,12 @@ static void test_roundtrip(const char *dir)
             TU_CHECK(t != NULL, "st_find %s", cases[i].name);
             if (!t) continue;
             int64_t numel = 1;
-            for (int d = 0; d < cases[i].ndim; d++) numel *= cases[i].shape[d];
-            TU_CHECK(t->dtype == ST_F32 && t->ndim == cases[i].ndim && t->numel == numel, "%s: dtype %d ndim %d "
-                     "numel %lld", cases[i].name, t->dtype, t->ndim, (long long)t->numel);
+            for (int d = 0; d < cases[i].ndim; d++)
+                numel *= cases[i].shape[d];
+            TU_CHECK(t->dtype == ST_F32 && t->ndim == cases[i].ndim && t->numel == numel,
+                     "%s: dtype %d ndim %d "
+                     "numel %lld",
+                     cases[i].name, t->dtype, t->ndim, (long long)t->numel);
             TU_CHECK(memcmp(t->shape, cases[i].shape, (size_t)t->ndim * sizeof(int64_t)) == 0, "%s: shape",
                      cases[i].name);
             TU_CHECK(t->data != NULL, "%s: data is NULL", cases[i].name);
@@ -206,7 +223,8 @@ static void test_roundtrip(const char *dir)
     st_writer_free(empty);
 
     st_writer_free(w);
-    for (int i = 0; i < n_cases; i++) free(data[i]);
+    for (int i = 0; i < n_cases; i++)
+        free(data[i]);
     unlink(path);
     unlink(epath);
 }
@@ -228,11 +246,22 @@ static st_file *open_good(const char *assets, const char *name)
 static void test_widening(const char *assets)
 {
     /* F16 bits -> exact F32 bits: signed zeros, normal limits, subnormals, infinities, NaN payloads */
-    static const uint32_t f16_want[16] = {
-        0x00000000, 0x80000000, 0x3F800000, 0xC0000000, 0x477FE000 /* 65504 */, 0x38800000 /* 2^-14 */,
-        0x33800000 /* 2^-24 */, 0x387FC000 /* largest subnormal */, 0xB3800000, 0x38000000 /* 2^-15 */,
-        0x7F800000, 0xFF800000, 0x7FC00000, 0x7F802000 /* signalling NaN, payload kept */, 0xFFC00000,
-        0x3EAAA000 /* 0.333251953125 */};
+    static const uint32_t f16_want[16] = {0x00000000,
+                                          0x80000000,
+                                          0x3F800000,
+                                          0xC0000000,
+                                          0x477FE000 /* 65504 */,
+                                          0x38800000 /* 2^-14 */,
+                                          0x33800000 /* 2^-24 */,
+                                          0x387FC000 /* largest subnormal */,
+                                          0xB3800000,
+                                          0x38000000 /* 2^-15 */,
+                                          0x7F800000,
+                                          0xFF800000,
+                                          0x7FC00000,
+                                          0x7F802000 /* signalling NaN, payload kept */,
+                                          0xFFC00000,
+                                          0x3EAAA000 /* 0.333251953125 */};
     static const uint32_t bf16_want[9] = {0x3F800000, 0x00010000, 0x7F800000, 0xFF800000, 0x7FC10000,
                                           0x80000000, 0x40490000, 0x7F7F0000, 0x00000000};
     st_file *f = open_good(assets, "widening.safetensors");
@@ -252,7 +281,8 @@ static void test_widening(const char *assets)
                      (unsigned)bits_of(b->data[i]), (unsigned)bf16_want[i]);
         /* stored at a data offset that is not 4-aligned: must be copied (UBSan flags a misaligned read) */
         TU_CHECK((uintptr_t)g->data % sizeof(float) == 0, "f: misaligned data pointer");
-        TU_CHECK(g->data[0] == 3.0f && bits_of(g->data[1]) == 0x80000000 && bits_of(g->data[2]) == 1, "f values");
+        TU_CHECK(g->data[0] == 3.0f && bits_of(g->data[1]) == 0x80000000 && bits_of(g->data[2]) == 1,
+                 "f values");
         const char *note = st_meta(f, "note");
         TU_CHECK(note && strcmp(note, "widening") == 0, "metadata note");
     }
@@ -276,7 +306,19 @@ static void test_good_files(const char *assets)
         TU_CHECK(s && s->ndim == 0 && s->numel == 1 && s->data[0] == 7.0f, "scalar");
         TU_CHECK(w && w->numel == 2 && w->data[0] == 1.0f && w->data[1] == 2.0f, "w");
         TU_CHECK(z && z->numel == 0 && z->ndim == 2, "zero-size tensor at the end of the data");
+        /* stored unsorted: zeta, alpha, mu */
+        TU_CHECK(st_n_meta(f) == 3 && strcmp(st_meta_key(f, 0), "alpha") == 0 &&
+                     strcmp(st_meta_value(f, 0), "2") == 0 && strcmp(st_meta_key(f, 2), "zeta") == 0,
+                 "metadata order");
+        TU_CHECK(st_meta(f, "mu") && !st_meta(f, "mu")[0] && st_meta(f, "zeta") && !st_meta(f, "z"),
+                 "metadata lookup");
     }
+    st_close(f);
+
+    f = open_good(assets, "escapes_pretty_printed.safetensors");
+    const char *q = f ? st_meta(f, "q") : NULL;
+    TU_CHECK(f && st_find(f, "a\"b\\") && st_find(f, "x\\u0000"), "escaped names");
+    TU_CHECK(q && strcmp(q, "say \"hi\"\n\ttab\\") == 0, "escaped metadata: %s", q ? q : "(absent)");
     st_close(f);
 
     f = open_good(assets, "only_zero_size.safetensors");
@@ -336,8 +378,8 @@ static void test_bad_corpus(const char *assets)
         join(path, sizeof path, dir, name);
         st_file *f = sentinel;
         int rc = st_open(path, &f, err, sizeof err);
-        TU_CHECK(rc == code_of(code), "%s: returned %d, want %s (%d); message: %s", name, rc, code ? code : "FORMAT",
-                 code_of(code), err);
+        TU_CHECK(rc == code_of(code), "%s: returned %d, want %s (%d); message: %s", name, rc,
+                 code ? code : "FORMAT", code_of(code), err);
         TU_CHECK(f == NULL, "%s: *out not NULL after failure", name);
         if (rc == 0) st_close(f);
         check_message(err, path, want, name);
@@ -365,11 +407,13 @@ static void test_open_errors(const char *assets)
     /* a short buffer is truncated, never overrun; a NULL buffer is allowed */
     char small[12];
     memset(small, 'x', sizeof small);
-    TU_CHECK(st_open(assets, &f, small, 8) == VC_ERR_IO && small[7] == '\0' && small[8] == 'x', "short buffer");
+    TU_CHECK(st_open(assets, &f, small, 8) == VC_ERR_IO && small[7] == '\0' && small[8] == 'x',
+             "short buffer");
     TU_CHECK(st_open(assets, &f, NULL, 0) == VC_ERR_IO, "NULL error buffer");
     st_close(NULL);
     st_writer_free(NULL);
-    TU_CHECK(st_n_tensors(NULL) == 0 && st_find(NULL, "x") == NULL && st_meta(NULL, "x") == NULL, "NULL file");
+    TU_CHECK(st_n_tensors(NULL) == 0 && st_find(NULL, "x") == NULL && st_meta(NULL, "x") == NULL,
+             "NULL file");
 }
 
 int main(int argc, char **argv)

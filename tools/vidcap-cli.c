@@ -10,35 +10,52 @@
 
 enum { EXIT_ARGS = 1, EXIT_MODEL = 3, EXIT_INPUT = 10 };
 
-typedef struct classify_opts {
+typedef struct cli_opts {
+    const char *cmd;
     const char *model;
     int top_k, n_threads, json, no_prints;
-    const char *idx_images, *idx_labels;
-} classify_opts;
+    const char *idx_images, *idx_labels; /* classify --eval-idx */
+    const char *target;                  /* explain --class NAME|INDEX */
+    const char *out_png;                 /* explain -o */
+    const char **out_bases;              /* explain -of, one per input */
+    int n_out_bases, flip_sign;
+    const char **inputs;
+    int n_inputs;
+} cli_opts;
 
 static void usage_main(FILE *f)
 {
     fprintf(f, "usage: vidcap <command> [options] FILE...\n\n"
                "commands:\n"
                "  classify   label images with a NesT classifier (top-k classes)\n"
+               "  explain    GradCAT: the path down NesT's block tree and a heatmap PNG per image\n"
                "  version    print the version and the system-info line\n\n"
-               "Dense captioning (vidcap VIDEO) and heatmaps (vidcap explain) are not in this build yet.\n"
-               "Run 'vidcap classify -h' for the classify options.\n");
+               "Dense captioning (vidcap VIDEO) is not in this build yet.\n"
+               "Run 'vidcap classify -h' or 'vidcap explain -h' for their options.\n");
 }
 
-static void usage_classify(FILE *f, const classify_opts *d)
+static void usage_cmd(FILE *f, const cli_opts *d)
 {
+    int explain = !strcmp(d->cmd, "explain");
+    fprintf(f, "usage: vidcap %s [options] IMAGE...\n\n", d->cmd);
     fprintf(f,
-            "usage: vidcap classify [options] IMAGE...\n\n"
             "  -h,        --help              show this help\n"
             "  -m FNAME,  --model FNAME       [%s] NesT model (.safetensors; a timm nest_*_jx file works too)\n"
             "  -k N,      --top-k N           [%d] classes printed per image\n"
             "  -t N,      --threads N         [%d] compute threads (0 = min(4, cores))\n"
             "  -oj,       --json              one JSON object per line instead of text\n"
             "  -np,       --no-prints         print only results (no system info, notices)\n"
-            "             --eval-idx IMAGES LABELS\n"
-            "                                 top-1 accuracy over uncompressed IDX files (MNIST format)\n",
+            "  -f FNAME,  --file FNAME        an input (same as a positional argument)\n",
             d->model, d->top_k, d->n_threads);
+    if (explain)
+        fprintf(f, "  -c C,      --class C           [predicted] class to explain, by label or index\n"
+                   "  -o FNAME,  --output FNAME      heatmap PNG path (one input only)\n"
+                   "  -of BASE,  --output-file BASE  heatmap written to BASE.png; repeat once per input\n"
+                   "                                 [default: <image stem>.gradcat.png in the current folder]\n"
+                   "             --flip-sign         score nodes by -A*dlog p/dA instead of A*dlog p/dA\n");
+    else
+        fprintf(f, "             --eval-idx IMAGES LABELS\n"
+                   "                                 top-1 accuracy over uncompressed IDX files (MNIST format)\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -65,7 +82,21 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void print_result(const vc_state *st, const vc_model *m, const char *path, const classify_opts *o)
+static void print_top_json(const vc_state *st, const vc_model *m, int k)
+{
+    int idx[64];
+    float prob[64];
+    k = vc_top_k(st, k, idx, prob);
+    printf("[");
+    for (int i = 0; i < k; i++) {
+        printf("%s{\"index\":%d,\"label\":", i ? "," : "", idx[i]);
+        json_string(stdout, vc_model_label(m, idx[i]));
+        printf(",\"prob\":%.6f}", prob[i]);
+    }
+    printf("]");
+}
+
+static void print_result(const vc_state *st, const vc_model *m, const char *path, const cli_opts *o)
 {
     int idx[64];
     float prob[64];
@@ -73,13 +104,9 @@ static void print_result(const vc_state *st, const vc_model *m, const char *path
     if (o->json) {
         printf("{\"file\":");
         json_string(stdout, path);
-        printf(",\"top\":[");
-        for (int i = 0; i < k; i++) {
-            printf("%s{\"index\":%d,\"label\":", i ? "," : "", idx[i]);
-            json_string(stdout, vc_model_label(m, idx[i]));
-            printf(",\"prob\":%.6f}", prob[i]);
-        }
-        printf("]}\n");
+        printf(",\"top\":");
+        print_top_json(st, m, o->top_k);
+        printf("}\n");
     } else {
         printf("%s:", path);
         for (int i = 0; i < k; i++) printf("%s %s %.2f", i ? "," : "", vc_model_label(m, idx[i]), prob[i]);
@@ -128,7 +155,7 @@ end:
     return data;
 }
 
-static int eval_idx(vc_state *st, const classify_opts *o)
+static int eval_idx(vc_state *st, const cli_opts *o)
 {
     char err[512];
     uint32_t idims[3], ldims[3];
@@ -170,98 +197,208 @@ end:
     return rc;
 }
 
-static int cmd_classify(int argc, char **argv)
+/* Parses the options shared by classify and explain, plus each one's own. Returns -1 to go on, or an
+ * exit code (0 after -h). */
+static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaults)
 {
-    classify_opts o = {.model = vc_default_classifier_path(), .top_k = 5, .n_threads = 0};
-    const classify_opts defaults = o;
-    const char **inputs = calloc((size_t)argc + 1, sizeof(char *));
-    int n_inputs = 0, rc = 0;
-    if (!inputs) return EXIT_ARGS;
+    const int explain = !strcmp(o->cmd, "explain");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int has_next = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage_classify(stdout, &defaults);
-            goto done;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has_next) {
-            o.model = argv[++i];
-        } else if ((!strcmp(a, "-k") || !strcmp(a, "--top-k")) && has_next) {
-            if (parse_int(argv[++i], 1, 64, &o.top_k)) goto bad_value;
-        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && has_next) {
-            if (parse_int(argv[++i], 0, 256, &o.n_threads)) goto bad_value;
-        } else if (!strcmp(a, "-oj") || !strcmp(a, "--json")) {
-            o.json = 1;
-        } else if (!strcmp(a, "-np") || !strcmp(a, "--no-prints")) {
-            o.no_prints = 1;
-        } else if (!strcmp(a, "--eval-idx") && i + 2 < argc) {
-            o.idx_images = argv[++i];
-            o.idx_labels = argv[++i];
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!has_next) goto missing_value;
-            inputs[n_inputs++] = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-k") || !strcmp(a, "--top-k") ||
-                !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "--eval-idx"))
-                goto missing_value;
-            fprintf(stderr, "vidcap classify: unknown option '%s' (see vidcap classify -h)\n", a);
-            rc = EXIT_ARGS;
-            goto done;
-        } else {
-            inputs[n_inputs++] = a;
+        const int has_next = i + 1 < argc;
+#define IS(s, l) (!strcmp(a, s) || !strcmp(a, l))
+        if (IS("-h", "--help")) {
+            usage_cmd(stdout, defaults);
+            return 0;
+        } else if (a[0] != '-' || !a[1]) {
+            o->inputs[o->n_inputs++] = a;
+            continue;
         }
-        continue;
-    bad_value:
-        fprintf(stderr, "vidcap classify: invalid value '%s' for %s\n", argv[i], argv[i - 1]);
-        rc = EXIT_ARGS;
-        goto done;
-    missing_value:
-        fprintf(stderr, "vidcap classify: %s needs a value\n", a);
-        rc = EXIT_ARGS;
-        goto done;
+        int takes_value = IS("-m", "--model") || IS("-k", "--top-k") || IS("-t", "--threads") ||
+                          IS("-f", "--file") || (explain && (IS("-c", "--class") || IS("-o", "--output") ||
+                                                             IS("-of", "--output-file")));
+        if (takes_value && !has_next) {
+            fprintf(stderr, "vidcap %s: %s needs a value\n", o->cmd, a);
+            return EXIT_ARGS;
+        }
+        const char *v = takes_value ? argv[++i] : NULL;
+        if (IS("-m", "--model")) {
+            o->model = v;
+        } else if (IS("-k", "--top-k") || IS("-t", "--threads")) {
+            int *dst = IS("-k", "--top-k") ? &o->top_k : &o->n_threads;
+            if (parse_int(v, IS("-k", "--top-k") ? 1 : 0, IS("-k", "--top-k") ? 64 : 256, dst)) {
+                fprintf(stderr, "vidcap %s: invalid value '%s' for %s\n", o->cmd, v, a);
+                return EXIT_ARGS;
+            }
+        } else if (IS("-f", "--file")) {
+            o->inputs[o->n_inputs++] = v;
+        } else if (IS("-oj", "--json")) {
+            o->json = 1;
+        } else if (IS("-np", "--no-prints")) {
+            o->no_prints = 1;
+        } else if (explain && IS("-c", "--class")) {
+            o->target = v;
+        } else if (explain && IS("-o", "--output")) {
+            o->out_png = v;
+        } else if (explain && IS("-of", "--output-file")) {
+            o->out_bases[o->n_out_bases++] = v;
+        } else if (explain && !strcmp(a, "--flip-sign")) {
+            o->flip_sign = 1;
+        } else if (!explain && !strcmp(a, "--eval-idx")) {
+            if (i + 2 >= argc) {
+                fprintf(stderr, "vidcap %s: --eval-idx needs IMAGES and LABELS\n", o->cmd);
+                return EXIT_ARGS;
+            }
+            o->idx_images = argv[++i];
+            o->idx_labels = argv[++i];
+        } else {
+            fprintf(stderr, "vidcap %s: unknown option '%s' (see vidcap %s -h)\n", o->cmd, a, o->cmd);
+            return EXIT_ARGS;
+        }
+#undef IS
     }
-    if (n_inputs == 0 && !o.idx_images) {
-        fprintf(stderr, "vidcap classify: no input images (see vidcap classify -h)\n");
-        rc = 2;
-        goto done;
+    if (o->n_inputs == 0 && !o->idx_images) {
+        fprintf(stderr, "vidcap %s: no input images (see vidcap %s -h)\n", o->cmd, o->cmd);
+        return 2;
     }
+    if (o->out_png && o->n_inputs != 1) {
+        fprintf(stderr, "vidcap explain: -o names one file, but %d images were given (use -of per image)\n",
+                o->n_inputs);
+        return EXIT_ARGS;
+    }
+    if (o->n_out_bases && o->n_out_bases != o->n_inputs) {
+        fprintf(stderr, "vidcap explain: %d -of names for %d images\n", o->n_out_bases, o->n_inputs);
+        return EXIT_ARGS;
+    }
+    return -1;
+}
+
+/* "dir/photo.jpg" -> "photo.gradcat.png" in the current folder */
+static void default_png_name(const char *input, char *out, size_t len)
+{
+    const char *base = strrchr(input, '/');
+    base = base ? base + 1 : input;
+    const char *dot = strrchr(base, '.');
+    int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    snprintf(out, len, "%.*s.gradcat.png", stem, base);
+}
+
+static int resolve_target(const vc_model *m, const char *spec, int *target)
+{
+    *target = -1;
+    if (!spec) return 0;
+    if ((*target = vc_model_find_label(m, spec)) >= 0) return 0;
+    if (!parse_int(spec, 0, vc_model_n_labels(m) - 1, target)) return 0;
+    fprintf(stderr, "vidcap explain: unknown class '%s': give a label of the model or an index 0..%d\n", spec,
+            vc_model_n_labels(m) - 1);
+    return -1;
+}
+
+static int explain_one(vc_state *st, const vc_model *m, const cli_opts *o, int i, int target)
+{
+    char err[1024], png[4096];
+    if (o->out_png)
+        snprintf(png, sizeof(png), "%s", o->out_png);
+    else if (o->n_out_bases)
+        snprintf(png, sizeof(png), "%s.png", o->out_bases[i]);
+    else
+        default_png_name(o->inputs[i], png, sizeof(png));
+    vc_explain_params p = vc_explain_default_params();
+    p.target = target;
+    p.flip_sign = o->flip_sign;
+    p.png = png;
+    if (vc_explain_file(st, o->inputs[i], p, err, sizeof(err))) {
+        fprintf(stderr, "vidcap: %s\n", err);
+        return EXIT_INPUT;
+    }
+    const int t = vc_explain_target(st);
+    if (o->json) {
+        printf("{\"file\":");
+        json_string(stdout, o->inputs[i]);
+        printf(",\"target\":{\"index\":%d,\"label\":", t);
+        json_string(stdout, vc_model_label(m, t));
+        printf(",\"prob\":%.6f},\"top\":", vc_probs(st)[t]);
+        print_top_json(st, m, o->top_k);
+        printf(",\"path\":[");
+    } else {
+        printf("%s: %s %.2f, path", o->inputs[i], vc_model_label(m, t), vc_probs(st)[t]);
+    }
+    for (int k = 0; k < vc_explain_path_len(st); k++) {
+        int level, box[4];
+        float score;
+        vc_explain_path_node(st, k, &level, box, &score);
+        if (o->json)
+            printf("%s{\"level\":%d,\"box\":[%d,%d,%d,%d],\"score\":%.6g}", k ? "," : "", level, box[0], box[1],
+                   box[2], box[3], score);
+        else
+            printf("%s [%d,%d,%d,%d]", k ? " >" : "", box[0], box[1], box[2], box[3]);
+    }
+    if (o->json) {
+        printf("],\"png\":");
+        json_string(stdout, png);
+        printf("}\n");
+    } else {
+        printf(" -> %s\n", png);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static int run_command(const char *cmd, int argc, char **argv)
+{
+    cli_opts o = {.cmd = cmd, .model = vc_default_classifier_path(), .top_k = 5, .n_threads = 0};
+    const cli_opts defaults = o;
+    o.inputs = calloc((size_t)argc + 1, sizeof(char *));
+    o.out_bases = calloc((size_t)argc + 1, sizeof(char *));
+    vc_model *model = NULL;
+    vc_state *st = NULL;
+    int rc = EXIT_ARGS, target = -1;
+    if (!o.inputs || !o.out_bases) goto done;
+    if ((rc = parse_args(argc, argv, &o, &defaults)) >= 0) goto done;
+    rc = 0;
 
     char err[1024];
     vc_model_params mp = vc_model_default_params();
     mp.n_threads = o.n_threads;
-    vc_model *model = NULL;
     if (vc_model_load(o.model, mp, &model, err, sizeof(err))) {
         fprintf(stderr, "vidcap: %s\n", err);
         rc = EXIT_MODEL;
         goto done;
     }
     if (!o.no_prints) {
-        fprintf(stderr, "vidcap %s\n%s\n", vc_version(), vc_system_info(mp.n_threads > 0 ? mp.n_threads : 0));
+        fprintf(stderr, "vidcap %s\n%s\n", vc_version(), vc_system_info(o.n_threads));
         fprintf(stderr, "vidcap: model %s: %s\n", o.model, vc_model_description(model));
         if (!strcmp(o.model, defaults.model))
             fprintf(stderr, "vidcap: this is the shipped demo model: it knows only the 10 Fashion-MNIST "
                             "classes of small grey clothing items; use -m with a real checkpoint (for example "
                             "timm's nest_tiny_jx model.safetensors) for photos\n");
     }
-    vc_state *st = vc_state_create(model);
-    if (!st) {
+    if (resolve_target(model, o.target, &target)) {
+        rc = EXIT_ARGS;
+        goto done;
+    }
+    if (!(st = vc_state_create(model))) {
         fprintf(stderr, "vidcap: out of memory creating the inference state\n");
-        vc_model_free(model);
         rc = EXIT_MODEL;
         goto done;
     }
     if (o.idx_images) rc = eval_idx(st, &o);
-    for (int i = 0; i < n_inputs; i++) {
-        if (vc_classify_file(st, inputs[i], err, sizeof(err))) {
+    for (int i = 0; i < o.n_inputs; i++) {
+        if (!strcmp(cmd, "explain")) {
+            if (explain_one(st, model, &o, i, target)) rc = EXIT_INPUT;
+            continue;
+        }
+        if (vc_classify_file(st, o.inputs[i], err, sizeof(err))) {
             fprintf(stderr, "vidcap: %s\n", err);
             rc = EXIT_INPUT;
             continue;
         }
-        print_result(st, model, inputs[i], &o);
+        print_result(st, model, o.inputs[i], &o);
     }
+done:
     vc_state_free(st);
     vc_model_free(model);
-done:
-    free(inputs);
+    free(o.inputs);
+    free(o.out_bases);
     return rc;
 }
 
@@ -277,7 +414,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", vc_system_info(0));
         return 0;
     }
-    if (!strcmp(argv[1], "classify")) return cmd_classify(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "classify") || !strcmp(argv[1], "explain")) return run_command(argv[1], argc - 2, argv + 2);
     fprintf(stderr, "vidcap: '%s': dense captioning of videos is not in this build yet; "
                     "available commands: classify, version (see vidcap -h)\n", argv[1]);
     return EXIT_ARGS;

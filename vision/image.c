@@ -19,8 +19,8 @@
 
 #include "vidcap.h"
 
-/* A legitimate progressive JPEG has about ten scans; thousands of tiny scans make decoding quadratic
- * (the limit libjpeg-turbo's TurboJPEG API recommends against such files). */
+/* Encoders write about ten scans; a file of hundreds of tiny legal scans makes libjpeg redo the whole
+ * image for each one (djpeg's -maxscans exists for the same reason). */
 #define IMG_JPEG_MAX_SCANS 500
 
 typedef enum {
@@ -111,9 +111,9 @@ static img_format sniff(const uint8_t *b, size_t n, const char **other)
     if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return FMT_PNG;
     if (n >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0)) return FMT_GIF;
     if (n >= 2 && b[0] == 'B' && b[1] == 'M') return FMT_BMP;
-    if (n >= 3 && b[0] == 'P' && (b[1] == '5' || b[1] == '6') &&
-        (b[2] == ' ' || b[2] == '\t' || b[2] == '\n' || b[2] == '\r' || b[2] == '#'))
-        return FMT_PNM;
+    int netpbm = n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' &&
+                 (b[2] == ' ' || b[2] == '\t' || b[2] == '\n' || b[2] == '\r' || b[2] == '#');
+    if (netpbm && (b[1] == '5' || b[1] == '6')) return FMT_PNM; /* binary grey and RGB: what stb reads */
     /* Recognised but not decoded: name them, it saves the user a guess. */
     if (n >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0))
         *other = "TIFF";
@@ -123,7 +123,7 @@ static img_format sniff(const uint8_t *b, size_t n, const char **other)
         *other = "HEIF/AVIF/MP4";
     else if (n >= 4 && memcmp(b, "8BPS", 4) == 0)
         *other = "PSD";
-    else if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7')
+    else if (netpbm)
         *other = "ASCII, bitmap or PAM netpbm";
     if (*other) return FMT_UNKNOWN;
     if (looks_like_tga(b, n)) return FMT_TGA;
@@ -137,7 +137,8 @@ typedef struct jpeg_job {
     struct jpeg_error_mgr jerr;
     struct jpeg_progress_mgr progress;
     jmp_buf jump;
-    char msg[JMSG_LENGTH_MAX + 64];
+    char msg[JMSG_LENGTH_MAX];
+    int too_many_scans;
     uint8_t *pixels; /* w*h*3 as stored, before orientation */
     uint8_t *row;    /* one CMYK scanline */
 } jpeg_job;
@@ -170,7 +171,7 @@ static void jpeg_on_progress(j_common_ptr c)
     j_decompress_ptr d = (j_decompress_ptr)c;
     if (c->is_decompressor && d->progressive_mode && d->input_scan_number > IMG_JPEG_MAX_SCANS) {
         jpeg_job *job = (jpeg_job *)c->client_data;
-        snprintf(job->msg, sizeof job->msg, "more than %d progressive scans", IMG_JPEG_MAX_SCANS);
+        job->too_many_scans = 1;
         longjmp(job->jump, 1);
     }
 }
@@ -357,10 +358,13 @@ static int load_jpeg(const char *name, const uint8_t *buf, size_t len, img_rgb *
     job->cinfo.client_data = job; /* jpeg_create_decompress keeps err and client_data */
 
     int rc;
-    if (setjmp(job->jump))
-        rc = fail(VC_ERR_FORMAT, err, errlen, name, "corrupt JPEG: %s", job->msg);
-    else
+    if (!setjmp(job->jump))
         rc = jpeg_decode(job, name, buf, len, out, err, errlen);
+    else if (job->too_many_scans)
+        rc = fail(VC_ERR_UNSUPPORTED, err, errlen, name, "JPEG has more than %d progressive scans",
+                  IMG_JPEG_MAX_SCANS);
+    else
+        rc = fail(VC_ERR_FORMAT, err, errlen, name, "corrupt JPEG: %s", job->msg);
 
     jpeg_destroy_decompress(&job->cinfo);
     free(job->pixels);

@@ -264,11 +264,33 @@ static uint8_t pil_luma(const uint8_t *rgb)
 }
 
 /* Offset of a centered crop: torchvision's int(round(d / 2.0)), Python rounding half to even. */
-static int center_offset(long long d)
+static int center_offset(int d)
 {
-    long long k = d / 2;
+    int k = d / 2;
     if (d % 2 != 0 && k % 2 != 0) k++;
-    return (int)k;
+    return k;
+}
+
+int img_preprocess_geometry(const img_preprocess *p, int w, int h, img_geometry *g)
+{
+    memset(g, 0, sizeof *g);
+    if (check(p, VC_ERR_ARG, NULL, 0) < 0 || w <= 0 || h <= 0 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE)
+        return VC_ERR_ARG;
+    /* torchvision Resize(int): shorter side to `resize`, longer side int(resize * long / short); at most
+     * 4096 * 16384, so it fits an int */
+    int rw = w, rh = h;
+    if (p->resize > 0) {
+        int shorter = w <= h ? w : h, longer = w <= h ? h : w;
+        int nl = (int)((double)((long long)p->resize * longer) / shorter);
+        rw = w <= h ? p->resize : nl;
+        rh = w <= h ? nl : p->resize;
+    }
+    g->resized_w = rw;
+    g->resized_h = rh;
+    if (p->crop > rw || p->crop > rh) return VC_ERR_UNSUPPORTED;
+    g->left = center_offset(rw - p->crop);
+    g->top = center_offset(rh - p->crop);
+    return VC_OK;
 }
 
 static int no_memory(char *err, size_t errlen, int w, int h)
@@ -291,25 +313,19 @@ int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, c
     uint8_t *gray = NULL, *tmp = NULL, *win = NULL;
     resample_axis ax = {0}, ay = {0};
 
-    /* torchvision Resize(int): shorter side to `resize`, longer side int(resize * long / short) */
-    long long rw = w, rh = h;
-    if (p->resize > 0) {
-        int shorter = w <= h ? w : h, longer = w <= h ? h : w;
-        long long nl = (long long)((double)((long long)p->resize * longer) / shorter);
-        rw = w <= h ? p->resize : nl;
-        rh = w <= h ? nl : p->resize;
-    }
-    if (crop > rw || crop > rh) {
-        rc = fail(VC_ERR_UNSUPPORTED, err, errlen, "image is %lldx%lld, smaller than the %dx%d center crop",
-                  rw, rh, crop, crop);
+    img_geometry geo;
+    rc = img_preprocess_geometry(p, w, h, &geo);
+    if (rc < 0) {
+        rc = fail(rc, err, errlen, "image is %dx%d, smaller than the %dx%d center crop", geo.resized_w,
+                  geo.resized_h, crop, crop);
         goto end;
     }
-    const int left = center_offset(rw - crop), top = center_offset(rh - crop);
+    const int rw = geo.resized_w, rh = geo.resized_h, left = geo.left, top = geo.top;
 
     /* PIL skips a pass whose size does not change (and returns a copy when neither does) */
     const int need_h = rw != w, need_v = rh != h;
-    if ((need_h && axis_init(&ax, w, (int)rw, left, crop) < 0) ||
-        (need_v && axis_init(&ay, h, (int)rh, top, crop) < 0)) {
+    if ((need_h && axis_init(&ax, w, rw, left, crop) < 0) ||
+        (need_v && axis_init(&ay, h, rh, top, crop) < 0)) {
         rc = no_memory(err, errlen, w, h);
         goto end;
     }

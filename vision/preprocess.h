@@ -34,6 +34,15 @@ int img_preprocess_check(const img_preprocess *p, char *err, size_t errlen);
 img_preprocess img_preprocess_timm_imagenet(void);
 /* Side of the output image: crop + 2 * pad. */
 int img_preprocess_side(const img_preprocess *p);
+/* Where the model's view lies in a w x h image: the size after Resize and the crop's top-left corner in
+ * resized pixels. Model-input pixel (x, y) is resized pixel (x - pad + left, y - pad + top), i.e. image
+ * pixel ((x - pad + left) * w / resized_w, ...). Returns VC_ERR_ARG for invalid p or size, and
+ * VC_ERR_UNSUPPORTED (left and top then 0) when the resized image is smaller than the crop. */
+typedef struct img_geometry {
+    int resized_w, resized_h;
+    int left, top;
+} img_geometry;
+int img_preprocess_geometry(const img_preprocess *p, int w, int h, img_geometry *g);
 /* Writes out[side][side][channels]. Fails on invalid params (VC_ERR_ARG), an empty image (VC_ERR_ARG), an
  * image smaller than the crop (VC_ERR_UNSUPPORTED) or out of memory. */
 int img_preprocess_run(const img_preprocess *p, const img_rgb *in, float *out, char *err, size_t errlen);

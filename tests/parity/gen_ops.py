@@ -23,7 +23,8 @@ def linear(fx, case, rows, cin, cout, bias):
 
 
 def layernorm(fx, case, rows, C, eps):
-    inp = {"x": fx.rand(rows, C, lo=-2, hi=2), "gamma": fx.rand(C, lo=0.5, hi=1.5), "beta": fx.rand(C, lo=-0.5, hi=0.5)}
+    inp = {"x": fx.rand(rows, C, lo=-2, hi=2), "gamma": fx.rand(C, lo=0.5, hi=1.5),
+           "beta": fx.rand(C, lo=-0.5, hi=0.5)}
     r = vjp(lambda x, gamma, beta: F.layer_norm(x, (C,), gamma, beta, eps), inp, ["x"], fx)
     fx.add_case(case, dict(inp, y=r.y, dy=r.dy, dx=r.grads["x"]), eps=repr(eps))
 
@@ -58,13 +59,15 @@ def attention(fx, case, blocks, tokens, heads, head_dim, merge):
 
 
 def conv2d(fx, case, h, w, cin, cout, k, stride, pad):
-    inp = {"x": fx.rand(h, w, cin), "w": fx.rand(cout, cin, k, k, lo=-0.5, hi=0.5), "b": fx.rand(cout, lo=-0.5, hi=0.5)}
+    inp = {"x": fx.rand(h, w, cin), "w": fx.rand(cout, cin, k, k, lo=-0.5, hi=0.5),
+           "b": fx.rand(cout, lo=-0.5, hi=0.5)}
     r = vjp(lambda x, w, b: to_hwc(F.conv2d(from_hwc(x), w, b, stride=stride, padding=pad)), inp, ["x"], fx)
     fx.add_case(case, dict(inp, y=r.y, dy=r.dy, dx=r.grads["x"]), stride=stride, pad=pad)
 
 
-def maxpool(fx, case, h, w, c, pad):
-    """3x3 stride-2 max-pool, -inf padding: MaxPool2d(3, 2, 1), or timm's MaxPool2dSame (TF-SAME)."""
+def maxpool(fx, case, h, w, c, pad, ties=False):
+    """3x3 stride-2 max-pool, -inf padding: MaxPool2d(3, 2, 1), or timm's MaxPool2dSame (TF-SAME).
+    ties: inputs on four levels, so windows tie and the gradient follows PyTorch's first-maximum rule."""
 
     def fn(x):
         x = from_hwc(x)
@@ -75,7 +78,8 @@ def maxpool(fx, case, h, w, c, pad):
             return to_hwc(F.max_pool2d(x, 3, 2, 0))
         return to_hwc(F.max_pool2d(x, 3, 2, 1))
 
-    inp = {"x": fx.rand(h, w, c, lo=-2, hi=-1)}  # all negative: zero padding would show
+    x = fx.rand(h, w, c, lo=-2, hi=-1)  # all negative: zero padding would show
+    inp = {"x": torch.floor(x * 4) / 4 if ties else x}
     r = vjp(fn, inp, ["x"], fx)
     fx.add_case(case, dict(inp, y=r.y, dy=r.dy, dx=r.grads["x"]), pad=pad)
 
@@ -98,8 +102,10 @@ def conv1d_depthwise(fx, case, T, C, K, pad, bias):
 def batchnorm(fx, case, rows, C, eps):
     inp = {"x": fx.rand(rows, C, lo=-2, hi=2), "mean": fx.rand(C), "var": fx.rand(C, lo=0.01, hi=2),
            "gamma": fx.rand(C, lo=-1.5, hi=1.5), "beta": fx.rand(C, lo=-0.5, hi=0.5)}
-    r = vjp(lambda x, mean, var, gamma, beta: F.batch_norm(x, mean, var, gamma, beta, training=False, eps=eps),
-            inp, ["x"], fx)
+    def fn(x, mean, var, gamma, beta):
+        return F.batch_norm(x, mean, var, gamma, beta, training=False, eps=eps)
+
+    r = vjp(fn, inp, ["x"], fx)
     fx.add_case(case, dict(inp, y=r.y, dy=r.dy, dx=r.grads["x"]), eps=repr(eps))
 
 
@@ -124,6 +130,8 @@ def main():
     maxpool(fx, "maxpool_symmetric", 9, 8, 5, "symmetric")
     maxpool(fx, "maxpool_same", 9, 8, 5, "same")
     maxpool(fx, "maxpool_same_even", 8, 6, 3, "same")
+    maxpool(fx, "maxpool_symmetric_ties", 7, 8, 3, "symmetric", ties=True)
+    maxpool(fx, "maxpool_same_ties", 8, 7, 3, "same", ties=True)
     meanpool(fx, "meanpool_a", 13, 33)
     conv1d_depthwise(fx, "conv1d_k3p1", 17, 5, 3, 1, True)
     conv1d_depthwise(fx, "conv1d_k5p2_nobias", 7, 33, 5, 2, False)

@@ -56,7 +56,8 @@ const st_tensor *parity_find(parity_file *pf, const char *name)
 static void print_shape(FILE *f, int ndim, const int64_t *shape)
 {
     fputc('[', f);
-    for (int i = 0; i < ndim; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    for (int i = 0; i < ndim; i++)
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)shape[i]);
     fputc(']', f);
 }
 
@@ -69,7 +70,8 @@ const float *parity_get(parity_file *pf, const char *name, int ndim, int64_t *sh
         return NULL;
     }
     int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = shape[i] < 0 || shape[i] == t->shape[i];
+    for (int i = 0; ok && i < ndim; i++)
+        ok = shape[i] < 0 || shape[i] == t->shape[i];
     if (!ok) {
         fprintf(stderr, "%s: shape ", name);
         print_shape(stderr, t->ndim, t->shape);
@@ -79,7 +81,8 @@ const float *parity_get(parity_file *pf, const char *name, int ndim, int64_t *sh
         tu_failures++;
         return NULL;
     }
-    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
+    for (int i = 0; i < ndim; i++)
+        shape[i] = t->shape[i];
     return t->data;
 }
 

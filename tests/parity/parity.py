@@ -30,7 +30,7 @@ class Fixture:
         self.gen = torch.Generator().manual_seed(seed)
 
     def rand(self, *shape, lo=-1.0, hi=1.0):
-        """Uniform float32 values in [lo, hi), returned as float64 for the oracle (exactly the stored ones)."""
+        """Uniform float32 values in [lo, hi), as float64 for the oracle (exactly the values stored)."""
         t = torch.rand(*shape, generator=self.gen, dtype=torch.float32) * (hi - lo) + lo
         return t.double()
 

@@ -145,15 +145,19 @@ def rel_diff(a, ref):
     return float(np.max(np.abs(a - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
 
 
-def cpu_name():
+def cpuinfo(field):
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return ""
+
+
+def cpu_name():
+    return cpuinfo("model name") or platform.processor() or "unknown CPU"
 
 
 def main():
@@ -164,6 +168,9 @@ def main():
     ap.add_argument("--sgemm-n", type=int, default=1024, help="sgemm matrix side")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=os.path.join(HERE, ".work"), help="scratch dir (gitignored)")
+    ap.add_argument("--openblas-coretype", metavar="CORE",
+                    help="set OPENBLAS_CORETYPE (e.g. SkylakeX, Haswell) for every engine; default: what "
+                         "OpenBLAS detects, as users get it")
     ap.add_argument("--torch-child", nargs=5, metavar=("MODEL", "INPUT", "THREADS", "ITERS", "OUT"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -173,6 +180,8 @@ def main():
         return 0
 
     threads = [int(t) for t in a.threads.split(",") if t.strip()]
+    if a.openblas_coretype:
+        os.environ["OPENBLAS_CORETYPE"] = a.openblas_coretype  # inherited by vidcap, sgemm and PyTorch
     if not os.access(a.vidcap, os.X_OK):
         sys.exit(f"bench_nest: {a.vidcap}: not an executable; build it with cmake --build build --target vidcap-bench")
     ensure_onnxruntime()
@@ -206,6 +215,12 @@ def main():
                                    f"sgemm at {t} threads")
         if t == threads[0]:
             print("# " + info.strip().splitlines()[-1] if info.strip() else "")
+            core = res["sgemm"].get("core", "?")
+            sse_only = ("Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Katmai", "Northwood")
+            if core in sse_only and "avx2" in cpuinfo("flags").split():
+                print(f"# WARNING: OpenBLAS chose its '{core}' (SSE) kernels on a CPU with AVX2/AVX-512: it does "
+                      "not know this CPU model. vidcap, PyTorch's linears and sgemm all run SSE code; "
+                      "try --openblas-coretype SkylakeX (AVX-512) or Haswell (AVX2)")
         for k, v in res.items():
             print(f"# t={t} {k}: {json.dumps(v)}", flush=True)
 
@@ -230,8 +245,10 @@ def main():
         print(f"| {t} | {1e3 / ms_v:.2f} | {1e3 / ms_t:.2f} | {1e3 / ms_o:.2f} | {ms_o / ms_v:.2f}x "
               f"| {ms_t / ms_v:.2f}x | {gf_v:.1f} | {gf_s:.1f} | {100 * gf_v / gf_s:.0f} % |")
     print()
-    print(f"# img/s from the median of {a.iters} forwards after a warm-up; sgemm {a.sgemm_n}x{a.sgemm_n} median; "
-          f"targets: vidcap/ORT >= 1, vidcap/PyTorch >= 2, vidcap >= 60 % of sgemm")
+    print(f"# img/s from the median of {a.iters} forwards after a warm-up; sgemm {a.sgemm_n}x{a.sgemm_n} median, "
+          f"OpenBLAS core {rows[0][1]['sgemm'].get('core', '?')}"
+          f"{' (OPENBLAS_CORETYPE=' + a.openblas_coretype + ')' if a.openblas_coretype else ''}")
+    print("# targets: vidcap/ORT >= 1x, vidcap/PyTorch >= 2x at every thread count, vidcap >= 60 % of sgemm")
     load_end = os.getloadavg()[0]
     if load_end > max(threads) + 0.5:
         print(f"# WARNING: load average {load_end:.2f} at the end: something else ran beside the benchmark")

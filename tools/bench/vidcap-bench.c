@@ -63,8 +63,8 @@ static int read_floats(const char *path, float *dst, size_t n)
     int extra = fgetc(f) != EOF;
     fclose(f);
     if (got != n || extra) {
-        fprintf(stderr, "vidcap-bench: %s: expected exactly %zu floats (%zu bytes), the model's input\n", path, n,
-                n * sizeof(float));
+        fprintf(stderr, "vidcap-bench: %s: %s than the model's input of %zu floats (%zu bytes)\n", path,
+                got != n ? "shorter" : "longer", n, n * sizeof(float));
         return -1;
     }
     return 0;
@@ -95,8 +95,8 @@ static int bench_nest(int argc, char **argv)
     const char *model_path = argv[2], *input_path = argv[3], *out_path = argv[6];
     int threads = parse_count(argv[4], 1024), iters = parse_count(argv[5], 1000000);
     if (threads < 0 || iters < 0) {
-        fprintf(stderr, "vidcap-bench: THREADS and ITERS must be positive integers (got '%s', '%s')\n", argv[4],
-                argv[5]);
+        fprintf(stderr, "vidcap-bench: THREADS and ITERS must be positive integers (got '%s', '%s')\n",
+                argv[4], argv[5]);
         return 2;
     }
     int rc = 1;
@@ -161,7 +161,8 @@ static int bench_sgemm(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    int n = parse_count(argv[2], 16384), threads = parse_count(argv[3], 1024), iters = parse_count(argv[4], 100000);
+    int n = parse_count(argv[2], 16384), threads = parse_count(argv[3], 1024),
+        iters = parse_count(argv[4], 100000);
     if (n < 0 || threads < 0 || iters < 0) {
         fprintf(stderr, "vidcap-bench: N, THREADS and ITERS must be positive integers\n");
         return 2;
@@ -194,8 +195,8 @@ static int bench_sgemm(int argc, char **argv)
     const double flop = 2.0 * n * n * n;
     printf("{\"gflops\": %.2f, \"gflops_best\": %.2f, \"n\": %d, \"threads\": %d, \"blas_threads\": %d, "
            "\"iters\": %d, \"core\": \"%s\"}\n",
-           flop / (median(t, iters) * 1e6), flop / (best * 1e6), n, threads, openblas_get_num_threads(), iters,
-           openblas_get_corename());
+           flop / (median(t, iters) * 1e6), flop / (best * 1e6), n, threads, openblas_get_num_threads(),
+           iters, openblas_get_corename());
     rc = 0;
 end:
     free(a);

@@ -47,6 +47,15 @@ BAD = [
     ("truncated_data.safetensors", st({"w": t(shape=[4], offsets=[0, 16])}, D), "file is truncated", "FORMAT"),
     ("non_utf8.safetensors", st(b'{"w\xff":' + W[4:].encode() + b"}", D), "not valid UTF-8", "FORMAT"),
     ("utf8_overlong.safetensors", st(b'{"\xc0\xaf":' + W[4:].encode() + b"}", D), "not valid UTF-8", "FORMAT"),
+    ("utf8_overlong_3byte.safetensors", st(b'{"\xe0\x80\xaf":' + W[4:].encode() + b"}", D), "not valid UTF-8",
+     "FORMAT"),
+    ("utf8_above_10ffff.safetensors", st(b'{"\xf4\x90\x80\x80":' + W[4:].encode() + b"}", D), "not valid UTF-8",
+     "FORMAT"),
+    ("utf8_truncated_sequence.safetensors", st(b'{"\xe2\x9c":' + W[4:].encode() + b"}", D), "not valid UTF-8",
+     "FORMAT"),
+    # the sequence would complete only with the first data bytes: the check must stop at the header's end
+    ("utf8_split_at_header_end.safetensors", st(b"{" + W.encode() + b"}\xe2", b"\x9c\x93" + b"\x00" * 6, pad=False),
+     "not valid UTF-8", "FORMAT"),
     ("utf8_surrogate.safetensors", st(b'{"\xed\xa0\x80":' + W[4:].encode() + b"}", D), "not valid UTF-8",
      "FORMAT"),
     ("control_byte.safetensors", st(b'{\x01' + W.encode() + b"}", D), "raw control byte 0x01", "FORMAT"),
@@ -160,11 +169,17 @@ GOOD = [
     # JSON whitespace on both sides of the object; length 8k+6 also leaves the data 2 bytes off alignment
     ("whitespace_padded.safetensors", st(" \t\r\n" + W_JSON + "\n\t\r ", D, pad=False)),
     ("zero_size_and_scalar.safetensors",
-     st({"empty": t(shape=[0, 3], offsets=[0, 0]), "s": t(shape=[], offsets=[0, 4]),
+     st({"__metadata__": {"zeta": "1", "alpha": "2", "mu": ""},  # unsorted on purpose
+         "empty": t(shape=[0, 3], offsets=[0, 0]), "s": t(shape=[], offsets=[0, 4]),
          "w": t(offsets=[4, 12]), "z_end": t(shape=[5, 0], offsets=[12, 12])}, f32(7.0, 1.0, 2.0))),
     ("only_zero_size.safetensors", st({"e": t(shape=[0], offsets=[0, 0])})),
     ("no_tensors.safetensors", st({"__metadata__": {"k": "v"}})),
     ("widening.safetensors", widening_file()),
+    # escaped quotes and backslashes must not confuse the string-aware header scan: raw newlines between
+    # tokens are whitespace, and \\u0000 (an escaped backslash, then text) is not a NUL escape
+    ("escapes_pretty_printed.safetensors",
+     st(json.dumps({"__metadata__": {"q": 'say "hi"\n\ttab\\'}, 'a"b\\': t(),
+                    "x\\u0000": t(shape=[0], offsets=[8, 8])}, indent=1), D)),
 ]
 
 
