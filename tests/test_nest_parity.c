@@ -2,11 +2,14 @@
  * the logits (max error within 1e-4 of the tensor's scale) and on the top-5 classes; and the backward:
  * d log p_c / d map at every level against PyTorch autograd (within 1e-3 of the tensor's scale).
  * usage: test_nest_parity DIR CASE...   (files DIR/CASE.model.safetensors and DIR/CASE.expect.safetensors) */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/safetensors.h"
 #include "testutil.h"
+#include "vision/gradcat.h"
 #include "vision/nest.h"
 
 static const st_tensor *need(const st_file *f, const char *name, int64_t numel)
@@ -55,6 +58,46 @@ static void check_backward(nest_state *s, const st_file *ef, const char *name, c
     /* recording must not change the forward */
     const st_tensor *logits = need(ef, "logits", n);
     if (logits) tu_close("recorded forward logits", s->logits, logits->data, n, 1e-4f, 1e-6f);
+}
+
+/* GradCAT against tools/gradcat_ref.py: score maps (1e-3 of scale) and the exact path. */
+static void check_gradcat(nest_state *s, const st_file *ef, const char *name, const float *input)
+{
+    const nest_config *cfg = &s->m->cfg;
+    const st_tensor *target = need(ef, "gradcat.target", 1), *path = need(ef, "gradcat.path", 4 * cfg->num_levels);
+    if (!target || !path || nest_state_enable_backward(s)) return;
+    float *maps[NEST_MAX_LEVELS] = {0};
+    gradcat_result r = {0};
+    for (int l = 0; l < cfg->num_levels; l++) r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
+    gradcat_run(s, input, (int)target->data[0], 1, &r);
+    TU_CHECK(r.target == (int)target->data[0], "%s: gradcat target %d", name, r.target);
+    /* the top level's map is ~0 (rounding noise): the final LayerNorm is scale-invariant, so sum A*dA
+     * vanishes there; compare every level against the largest score anywhere */
+    float scale = 0.f;
+    for (int l = 0; l < cfg->num_levels; l++) {
+        char tn[32];
+        snprintf(tn, sizeof(tn), "gradcat.score%d", l);
+        const st_tensor *want = st_find(ef, tn);
+        if (want && nn_max_abs(want->data, want->numel) > scale) scale = nn_max_abs(want->data, want->numel);
+    }
+    for (int l = 0; l < cfg->num_levels; l++) {
+        char tn[32], label[96];
+        snprintf(tn, sizeof(tn), "gradcat.score%d", l);
+        const st_tensor *want = need(ef, tn, (int64_t)cfg->grid[l] * cfg->grid[l]);
+        snprintf(label, sizeof(label), "%s %s", name, tn);
+        if (want) tu_close(label, maps[l], want->data, want->numel, 1e-3f, scale);
+    }
+    TU_CHECK(r.n_path == cfg->num_levels, "%s: path length %d", name, r.n_path);
+    for (int k = 0; k < r.n_path && k < cfg->num_levels; k++) {
+        const float *w = path->data + 4 * k;
+        int G = cfg->grid[(int)w[0]] / cfg->block_size;
+        TU_CHECK(r.path[k].level == (int)w[0] && r.path[k].block == (int)w[1] * G + (int)w[2],
+                 "%s: gradcat step %d: level %d block %d, reference level %d block (%d,%d)", name, k, r.path[k].level,
+                 r.path[k].block, (int)w[0], (int)w[1], (int)w[2]);
+        TU_CHECK(fabsf(r.path[k].score - w[3]) <= 1e-3f * scale, "%s: step %d score %g vs %g", name, k,
+                 r.path[k].score, w[3]);
+    }
+    for (int l = 0; l < cfg->num_levels; l++) free(maps[l]);
 }
 
 static void run_case(const char *dir, const char *name, nn_pool *pool)
@@ -113,6 +156,7 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         TU_CHECK(!memcmp(a, b, sizeof(a)) || cfg.num_classes < 5, "%s: top-5 differs", name);
     }
     check_backward(&s, ef, name, in->data);
+    check_gradcat(&s, ef, name, in->data);
 end:
     if (stated) nest_state_release(&s);
     if (bound) nest_unbind(&m);

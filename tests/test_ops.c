@@ -1,5 +1,6 @@
 /* Unit tests for nn/nn.h: every op against a naive double-precision reference on awkward sizes, serial
- * against a 2-thread pool, and every *_backward against central finite differences of L = sum(y * r). */
+ * against a 2-thread pool, and every *_backward against central finite differences of L = sum(y * r);
+ * plus the tensor, arena, pool and fast-math helpers the ops stand on. */
 #include "nn/fastmath.h"
 #include "nn/nn.h"
 #include "testutil.h"
@@ -108,7 +109,7 @@ typedef void (*fwd_fn)(const void *ctx, const double *x, double *y);
 static void check_grad(const char *name, const float *dx, fwd_fn f, const void *ctx, const float *x,
                        int64_t nx, int64_t ny, const float *r, int64_t probes)
 {
-    int64_t step = nx / probes + 1, m = 0;
+    int64_t step = (nx + probes - 1) / probes, m = 0;
     double *xd = to_double(x, nx), *rd = to_double(r, ny), *y = dnew(ny);
     float *got = fnew(nx / step + 1), *want = fnew(nx / step + 1);
     for (int64_t i = 0; i < nx; i += step) {
@@ -220,6 +221,19 @@ static void test_pool(void)
                 }
                 free(l.count), free(l.begin), free(l.end), free(l.thread);
             }
+}
+
+/* The line users paste into bug reports must say that vidcap's threads, not OpenBLAS', own the cores. */
+static void test_sysinfo(void)
+{
+    char buf[512], small[16];
+    nn_sysinfo(buf, sizeof buf, 3);
+    TU_CHECK(strstr(buf, "n_threads = 3") && strstr(buf, "BLAS = OpenBLAS") &&
+                 strstr(buf, "BLAS threads = 1"),
+             "sysinfo: %s", buf);
+    memset(small, 'x', sizeof small);
+    nn_sysinfo(small, sizeof small, 3);
+    TU_CHECK(memchr(small, 0, sizeof small) != NULL, "sysinfo does not NUL-terminate a short buffer");
 }
 
 /* ---- fast exp / erf (nn/fastmath.h), which softmax, attention and GELU are built on ---- */
@@ -978,6 +992,7 @@ int main(void)
     test_tensor();
     test_arena();
     test_pool();
+    test_sysinfo();
     test_fastmath();
     test_linear();
     test_layernorm();

@@ -7,6 +7,8 @@
  * - Channel reduction: sum over channels at every spatial position (the mean has the same argmax).
  * - Node score: the mean of the child's own level map over the child's S x S block (reading (a) of the
  *   spec), no ReLU.
+ * - The top level's own map is ~0 up to rounding: the final LayerNorm is invariant to scaling its input, so
+ *   sum_c A * dA vanishes there (Euler). It is reported but never decides anything: the root is unique.
  * - Walk: the single top-level block is the root; at each level below, the best of the 2x2 children of
  *   the current node; ties go to the first child in row-major order. */
 #include "vision/gradcat.h"

@@ -14,6 +14,7 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import safetensors_io  # noqa: E402
+from gradcat_ref import gradcat  # noqa: E402
 from nest_ref import NEST_TINY, Nest, metadata  # noqa: E402
 
 SMALL = dict(img_size=48, in_chans=3, patch_size=3, num_levels=3, embed_dims=[20, 36, 44], num_heads=[2, 3, 4],
@@ -47,6 +48,13 @@ def expect(model, x):
     for i, m in enumerate(maps):
         out[f"level{i}"] = m[0].detach().permute(1, 2, 0)
         out[f"grad{i}"] = m.grad[0].permute(1, 2, 0)
+    # GradCAT on the second-best class, so the walk is not just the prediction's
+    second = int(logits[0].argsort(descending=True)[1])
+    _, scores, path = gradcat(model, x, target=second)
+    out["gradcat.target"] = torch.tensor([float(second)])
+    out["gradcat.path"] = torch.tensor([[lv, by, bx, sc] for lv, by, bx, sc in path], dtype=torch.float32)
+    for i, s in enumerate(scores):
+        out[f"gradcat.score{i}"] = s
     return out
 
 
