@@ -5,3 +5,7 @@ add_test(NAME cli_classify
 set_tests_properties(cli_classify PROPERTIES LABELS cli TIMEOUT 300)
 add_test(NAME cli_version COMMAND vidcap version)
 set_tests_properties(cli_version PROPERTIES LABELS cli PASS_REGULAR_EXPRESSION "vidcap [0-9]+\\.[0-9]+\\.[0-9]+")
+add_test(NAME cli_explain
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/explain.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_explain)
+set_tests_properties(cli_explain PROPERTIES LABELS cli TIMEOUT 300)
