@@ -25,6 +25,10 @@ enum vc_status {
 const char *vc_version(void);
 /* One line for stderr: BLAS, its threads, CPU features. */
 const char *vc_system_info(int n_threads);
+/* OpenBLAS chooses its kernels once, at load time, from OPENBLAS_CORETYPE. When it fell back to a
+ * generic pre-AVX2 core on a CPU that has AVX2/AVX-512 (Debian 12's OpenBLAS does not know recent CPUs),
+ * this returns the core name to set before the process starts (programs re-execute themselves), else NULL. */
+const char *vc_blas_preferred_core(void);
 
 /* ---- models ---- */
 typedef struct vc_model vc_model;

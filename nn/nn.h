@@ -55,6 +55,8 @@ void nn_pool_run(nn_pool *p, int64_t n, int64_t grain, nn_task_fn fn, void *ctx)
 void nn_blas_single_threaded(void);
 /* "BLAS = OpenBLAS 0.3.21 ... | BLAS threads = 1 | AVX2 = 1 | FMA = 1 | ..." */
 void nn_sysinfo(char *buf, size_t len, int n_threads);
+/* The OPENBLAS_CORETYPE this CPU deserves when OpenBLAS fell back to a generic pre-AVX2 core, else NULL. */
+const char *nn_blas_preferred_core(void);
 
 /* ---- ops ---- */
 

@@ -21,8 +21,14 @@ const char *vc_version(void)
 const char *vc_system_info(int n_threads)
 {
     static char buf[512];
+    nn_blas_single_threaded(); /* how vidcap always runs it: -t N threads of its own, BLAS inside each */
     nn_sysinfo(buf, sizeof(buf), vc_default_threads(n_threads));
     return buf;
+}
+
+const char *vc_blas_preferred_core(void)
+{
+    return nn_blas_preferred_core();
 }
 
 vc_model_params vc_model_default_params(void)
