@@ -10,6 +10,19 @@ typedef struct {
     float *y;
 } ln_job;
 
+/* two-pass mean and 1/sqrt(biased variance + eps) of one row */
+static void row_stats(const float *x, int64_t C, float eps, float *mean_out, float *rstd_out)
+{
+    float mean = 0.f;
+    for (int64_t c = 0; c < C; c++) mean += x[c];
+    mean /= (float)C;
+    float var = 0.f;
+    for (int64_t c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+    var /= (float)C;
+    *mean_out = mean;
+    *rstd_out = 1.f / sqrtf(var + eps);
+}
+
 static void ln_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 {
     const ln_job *j = ctx;
@@ -17,13 +30,8 @@ static void ln_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     for (int64_t r = r0; r < r1; r++) {
         const float *x = j->x + r * C;
         float *y = j->y + r * C;
-        float mean = 0.f;
-        for (int64_t c = 0; c < C; c++) mean += x[c];
-        mean /= (float)C;
-        float var = 0.f;
-        for (int64_t c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
-        var /= (float)C;
-        float rstd = 1.f / sqrtf(var + j->eps);
+        float mean, rstd;
+        row_stats(x, C, j->eps, &mean, &rstd);
         for (int64_t c = 0; c < C; c++) {
             float v = (x[c] - mean) * rstd;
             y[c] = j->gamma ? v * j->gamma[c] + (j->beta ? j->beta[c] : 0.f) : v;
@@ -46,13 +54,8 @@ static void ln_backward_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     for (int64_t r = r0; r < r1; r++) {
         const float *x = j->x + r * C, *dy = j->dy + r * C;
         float *dx = j->y + r * C;
-        float mean = 0.f;
-        for (int64_t c = 0; c < C; c++) mean += x[c];
-        mean /= (float)C;
-        float var = 0.f;
-        for (int64_t c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
-        var /= (float)C;
-        float rstd = 1.f / sqrtf(var + j->eps);
+        float mean, rstd;
+        row_stats(x, C, j->eps, &mean, &rstd);
         float sg = 0.f, sgx = 0.f;
         for (int64_t c = 0; c < C; c++) {
             float g = dy[c] * (j->gamma ? j->gamma[c] : 1.f);

@@ -7,6 +7,10 @@
 
 #define NN_MAX_DIMS 8
 
+/* Writes "who: <printf message>" into err (one line: control characters become '?') and returns code. */
+__attribute__((format(printf, 5, 6))) int nn_error(int code, char *err, size_t errlen, const char *who,
+                                                   const char *fmt, ...);
+
 /* ---- tensors and arenas (nn/tensor.c, nn/arena.c) ---- */
 
 typedef struct nn_tensor {

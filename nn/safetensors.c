@@ -37,22 +37,7 @@ struct st_file {
 /* Zero-element tensors point here, so callers may memcpy(dst, t->data, 0) without passing NULL. */
 static const float st_no_data[1];
 
-__attribute__((format(printf, 5, 6))) static int st_fail(char *err, size_t errlen, int code, const char *path,
-                                                         const char *fmt, ...)
-{
-    if (!err || !errlen) return code;
-    int n = snprintf(err, errlen, "%s: ", path ? path : "(null)");
-    if (n >= 0 && (size_t)n < errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    /* names from the file may carry escaped newlines; the message must stay one line */
-    for (char *c = err; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
-    return code;
-}
+#define st_fail(err, errlen, code, path, ...) nn_error(code, err, errlen, path, __VA_ARGS__)
 
 /* ---- dtypes ---- */
 

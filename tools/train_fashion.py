@@ -7,10 +7,31 @@ tokens; AdamW + one-cycle cosine, horizontal flips and +-2 px translations. The 
 the command, seed, time and the accuracy the C engine measures.
 """
 import argparse
+import ctypes
 import gzip
 import os
 import sys
 import time
+
+
+def _select_blas_kernels():
+    """Debian 12's OpenBLAS falls back to generic Prescott kernels on CPUs it does not know (3x slower
+    matmuls here); like the vidcap CLI, re-execute once with the core the CPU supports."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        core = lib.openblas_get_corename().decode()
+    except OSError:
+        return
+    flags = open("/proc/cpuinfo").read().split("flags", 1)[-1].split("\n", 1)[0].split()
+    want = ("SkylakeX" if all(f in flags for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl"))
+            else "Haswell" if "avx2" in flags and "fma" in flags else None)
+    if want and core.lower() in ("prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "barcelona"):
+        os.environ["OPENBLAS_CORETYPE"] = want
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
 
 import numpy as np
 import torch
@@ -74,6 +95,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="models/fashion-nest.safetensors")
     a = ap.parse_args()
+    _select_blas_kernels()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     gen = torch.Generator().manual_seed(a.seed)
@@ -84,7 +106,8 @@ def main():
     yte = torch.from_numpy(read_idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
 
     model = Nest(CONFIG, drop_path_rate=0.05)
-    print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
+    print(f"params {sum(p.numel() for p in model.parameters())}, OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(default)')}", flush=True)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "pos_embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "pos_embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],

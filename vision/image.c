@@ -17,6 +17,7 @@
 #include <jerror.h>
 #include <stb_image.h>
 
+#include "nn/nn.h"
 #include "vidcap.h"
 
 /* Encoders write about ten scans; a file of hundreds of tiny legal scans makes libjpeg redo the whole
@@ -33,19 +34,7 @@ typedef enum {
     FMT_TGA,
 } img_format;
 
-static int fail(int code, char *err, size_t errlen, const char *name, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        int n = snprintf(err, errlen, "%s: ", name);
-        if (n >= 0 && (size_t)n < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return code;
-}
+#define fail nn_error
 
 static const char *errno_text(int e, char *buf, size_t len)
 {

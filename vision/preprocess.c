@@ -11,24 +11,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "nn/nn.h"
 #include "vidcap.h"
 
 /* PIL keeps 8 bits for the result and 2 for the overshoot of the negative-lobed filter: 32 - 8 - 2. */
 #define RESAMPLE_BITS 22
 
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        int n = snprintf(err, errlen, "preprocess: ");
-        if (n >= 0 && (size_t)n < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return code;
-}
+#define fail(code, err, errlen, ...) nn_error(code, err, errlen, "preprocess", __VA_ARGS__)
 
 /* ---- parameters ---- */
 
