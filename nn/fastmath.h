@@ -7,6 +7,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Elementwise hot loops are compiled three times (AVX-512, AVX2+FMA, baseline SSE2) and the CPU picks one
+ * at load time, so a portable build still runs them at full vector width. Their files are also built
+ * with -ffast-math (see CMakeLists.txt): it lets max/sum reductions vectorise; inputs are finite, and the
+ * clamps below keep -inf (attention masks) working. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NN_VECTOR_CLONES
+#endif
+
 static inline float nn_fast_expf(float x)
 {
     x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;

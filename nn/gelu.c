@@ -7,7 +7,7 @@ typedef struct {
     float *y;
 } gelu_job;
 
-static void gelu_range(void *ctx, int64_t b, int64_t e, int thread)
+NN_VECTOR_CLONES static void gelu_range(void *ctx, int64_t b, int64_t e, int thread)
 {
     const gelu_job *j = ctx;
     for (int64_t i = b; i < e; i++) {
@@ -23,7 +23,7 @@ void nn_gelu(nn_pool *p, const float *x, int64_t n, float *y)
 }
 
 /* d/dx gelu = Phi(x) + x phi(x) */
-void nn_gelu_backward(const float *x, const float *dy, int64_t n, float *dx)
+NN_VECTOR_CLONES void nn_gelu_backward(const float *x, const float *dy, int64_t n, float *dx)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
     for (int64_t i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 /* Layer normalisation over the last dim (biased variance, eps a parameter: NesT uses 1e-6, torch 1e-5). */
 #include <math.h>
 
+#include "nn/fastmath.h"
 #include "nn/nn.h"
 
 typedef struct {
@@ -23,7 +24,7 @@ static void row_stats(const float *x, int64_t C, float eps, float *mean_out, flo
     *rstd_out = 1.f / sqrtf(var + eps);
 }
 
-static void ln_rows(void *ctx, int64_t r0, int64_t r1, int thread)
+NN_VECTOR_CLONES static void ln_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 {
     const ln_job *j = ctx;
     const int64_t C = j->C;
@@ -47,7 +48,7 @@ void nn_layernorm(nn_pool *p, const float *x, int64_t rows, int64_t C, const flo
 }
 
 /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), with g = dy * gamma */
-static void ln_backward_rows(void *ctx, int64_t r0, int64_t r1, int thread)
+NN_VECTOR_CLONES static void ln_backward_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 {
     const ln_job *j = ctx;
     const int64_t C = j->C;

@@ -4,7 +4,7 @@
 #include "nn/fastmath.h"
 #include "nn/nn.h"
 
-void nn_softmax(float *x, int64_t rows, int64_t n)
+NN_VECTOR_CLONES void nn_softmax(float *x, int64_t rows, int64_t n)
 {
     for (int64_t r = 0; r < rows; r++) {
         float *v = x + r * n;
@@ -19,7 +19,7 @@ void nn_softmax(float *x, int64_t rows, int64_t n)
     }
 }
 
-void nn_softmax_backward(const float *y, const float *dy, int64_t rows, int64_t n, float *dx)
+NN_VECTOR_CLONES void nn_softmax_backward(const float *y, const float *dy, int64_t rows, int64_t n, float *dx)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y + r * n, *dyr = dy + r * n;

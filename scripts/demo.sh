@@ -3,7 +3,10 @@
 set -eu
 vidcap=${1:-build/vidcap}
 cd "$(dirname "$0")/.."
+out=$(dirname "$vidcap")
 echo "== $vidcap version" >&2
 "$vidcap" version
-echo "== $vidcap classify samples/*.png samples/*.jpg" >&2
+echo "== $vidcap classify -k 3 samples/*" >&2
 "$vidcap" classify -k 3 samples/*.png samples/*.jpg
+echo "== $vidcap explain samples/bag.jpg -o $out/bag.gradcat.png" >&2
+"$vidcap" explain -np samples/bag.jpg -o "$out/bag.gradcat.png"
