@@ -25,9 +25,9 @@ enum vc_status {
 const char *vc_version(void);
 /* One line for stderr: BLAS, its threads, CPU features. */
 const char *vc_system_info(int n_threads);
-/* OpenBLAS chooses its kernels once, at load time, from OPENBLAS_CORETYPE. When it fell back to a
- * generic pre-AVX2 core on a CPU that has AVX2/AVX-512 (Debian 12's OpenBLAS does not know recent CPUs),
- * this returns the core name to set before the process starts (programs re-execute themselves), else NULL. */
+/* Debian 12's OpenBLAS does not know recent CPUs and falls back to generic pre-AVX2 kernels; vidcap then
+ * re-runs OpenBLAS's dispatch with the core the CPU supports (AVX2 or AVX-512) before its first GEMM,
+ * unless OPENBLAS_CORETYPE is set. This names that core, or NULL when OpenBLAS chose well. */
 const char *vc_blas_preferred_core(void);
 
 /* ---- models ---- */

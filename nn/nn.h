@@ -55,7 +55,8 @@ int nn_pool_size(const nn_pool *p); /* 1 for NULL */
 /* Splits [0, n) into contiguous chunks of at least `grain` items and runs fn on each, in parallel;
  * returns when all are done. Not reentrant: fn must not call nn_pool_run on the same pool. */
 void nn_pool_run(nn_pool *p, int64_t n, int64_t grain, nn_task_fn fn, void *ctx);
-/* Sets OpenBLAS to one thread (once per process) so vidcap's threads own the cores. */
+/* Once per process: OpenBLAS to one thread, so vidcap's threads own the cores, and its kernels to the
+ * ones the CPU supports when it fell back to generic ones (nn_blas_preferred_core). */
 void nn_blas_single_threaded(void);
 /* "BLAS = OpenBLAS 0.3.21 ... | BLAS threads = 1 | AVX2 = 1 | FMA = 1 | ..." */
 void nn_sysinfo(char *buf, size_t len, int n_threads);

@@ -36,11 +36,17 @@ void nn_maxpool3x3s2(const float *x, int64_t h, int64_t w, int64_t c, nn_pool_pa
                     int64_t ix = ox * 2 - px + kx;
                     if (ix < 0 || ix >= w) continue;
                     const float *in = x + (iy * w + ix) * c;
-                    for (int64_t ch = 0; ch < c; ch++)
-                        if (first || in[ch] > out[ch]) {
-                            out[ch] = in[ch];
-                            if (am) am[ch] = (int32_t)((iy * w + ix) * c + ch);
-                        }
+                    if (first)
+                        memcpy(out, in, (size_t)c * sizeof(float));
+                    if (am) {
+                        for (int64_t ch = 0; ch < c; ch++)
+                            if (first || in[ch] > out[ch]) {
+                                out[ch] = in[ch];
+                                am[ch] = (int32_t)((iy * w + ix) * c + ch);
+                            }
+                    } else if (!first) {
+                        for (int64_t ch = 0; ch < c; ch++) out[ch] = in[ch] > out[ch] ? in[ch] : out[ch];
+                    }
                     first = 0;
                 }
             }

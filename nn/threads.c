@@ -3,8 +3,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include <cblas.h>
-
 #include "nn/nn.h"
 
 typedef struct nn_worker {
@@ -130,9 +128,4 @@ void nn_pool_run(nn_pool *p, int64_t n, int64_t grain, nn_task_fn fn, void *ctx)
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
-}
-
-void nn_blas_single_threaded(void)
-{
-    openblas_set_num_threads(1); /* idempotent; OpenBLAS' own pool then stays idle */
 }

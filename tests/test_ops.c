@@ -326,6 +326,8 @@ static void test_linear(void)
                 test_linear_case(rows[a], ins[b], outs[c], (a + b + c) % 2);
     test_linear_case(257, 67, 129, 1); /* large enough that a 2-thread pool really splits */
     test_linear_case(300, 96, 288, 0);
+    test_linear_case(37, 40, 200, 1); /* few rows, many outputs: split by output columns */
+    test_linear_case(196, 33, 131, 0); /* uneven column chunks */
 }
 
 /* ---- layernorm ---- */

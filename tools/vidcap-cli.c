@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "vidcap.h"
 
@@ -403,19 +402,8 @@ done:
     return rc;
 }
 
-/* Re-executes once with OPENBLAS_CORETYPE set when OpenBLAS fell back to kernels far below the CPU
- * (see vc_blas_preferred_core). A user's own OPENBLAS_CORETYPE is always respected. */
-static void select_blas_kernels(char **argv)
-{
-    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : vc_blas_preferred_core();
-    if (!core || setenv("OPENBLAS_CORETYPE", core, 1)) return;
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the kernels we have */
-}
-
 int main(int argc, char **argv)
 {
-    select_blas_kernels(argv);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage_main(argc < 2 ? stderr : stdout);
         if (argc < 2) fprintf(stderr, "\nvidcap %s\n%s\n", vc_version(), vc_system_info(0));

@@ -320,6 +320,7 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
     memset(s, 0, sizeof(*s));
     s->m = m;
     s->pool = pool;
+    nn_blas_single_threaded();
     const nest_config *c = &m->cfg;
     const int nt = nn_pool_size(pool);
     /* largest per-level activation sizes */

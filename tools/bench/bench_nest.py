@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -214,8 +215,13 @@ def main():
         res["sgemm"], _ = run_json([a.vidcap, "sgemm", str(a.sgemm_n), str(t), str(max(a.iters, 10))],
                                    f"sgemm at {t} threads")
         if t == threads[0]:
-            print("# " + info.strip().splitlines()[-1] if info.strip() else "")
+            sysinfo = [ln for ln in info.splitlines() if ln.startswith("system_info")]
+            print("# vidcap " + (sysinfo[0] if sysinfo else "system_info: (not printed)"))
             core = res["sgemm"].get("core", "?")
+            vcore = re.search(r"\(core ([^)]+)\)", sysinfo[0]) if sysinfo else None
+            if vcore and vcore.group(1) != core:
+                print(f"# WARNING: vidcap ran OpenBLAS core '{vcore.group(1)}' but the sgemm baseline ran '{core}': "
+                      "the % of sgemm column compares different kernels")
             sse_only = ("Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Katmai", "Northwood")
             if core in sse_only and "avx2" in cpuinfo("flags").split():
                 print(f"# WARNING: OpenBLAS chose its '{core}' (SSE) kernels on a CPU with AVX2/AVX-512: it does "

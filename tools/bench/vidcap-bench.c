@@ -183,6 +183,7 @@ static int bench_sgemm(int argc, char **argv)
         x = x * 1664525u + 1013904223u;
         b[i] = (float)(x >> 8) / (1u << 23) - 1.f;
     }
+    vc_system_info(threads); /* the same OpenBLAS kernel selection vidcap's own runs get */
     openblas_set_num_threads(threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n); /* warm-up */
     double best = 0;

@@ -1,10 +1,18 @@
-/* The system-info line users paste into bug reports: which BLAS really got linked, its threads, CPU features. */
+/* OpenBLAS set-up, once per process: which kernels, how many threads; and the system-info line users paste
+ * into bug reports (which BLAS really got linked, its core, its threads, the CPU's features). */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <strings.h>
 
 #include <cblas.h>
 
 #include "nn/nn.h"
+
+/* OpenBLAS's DYNAMIC_ARCH dispatch: exported by Debian's libopenblas, not declared in cblas.h. Weak, so a
+ * BLAS without them still links and simply keeps its kernels. */
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
 
 void nn_sysinfo(char *buf, size_t len, int n_threads)
 {
@@ -37,4 +45,23 @@ const char *nn_blas_preferred_core(void)
         return "SkylakeX";
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
     return NULL;
+}
+
+/* When OpenBLAS fell back to generic kernels on a CPU it does not know, re-run its dispatch with the core the
+ * CPU supports (OPENBLAS_CORETYPE is set for that only if the user has not set it: theirs always wins). Runs
+ * before vidcap's first GEMM, while OpenBLAS's own threads are idle. */
+static void select_kernels_once(void)
+{
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : nn_blas_preferred_core();
+    if (core && gotoblas_dynamic_init && gotoblas_dynamic_quit && setenv("OPENBLAS_CORETYPE", core, 0) == 0) {
+        gotoblas_dynamic_quit();
+        gotoblas_dynamic_init();
+    }
+    openblas_set_num_threads(1); /* vidcap's own -t threads each run single-threaded GEMMs */
+}
+
+void nn_blas_single_threaded(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, select_kernels_once);
 }
