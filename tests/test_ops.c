@@ -83,15 +83,21 @@ static const char *nm(const char *fmt, ...)
     return b;
 }
 
-/* float result against a double reference */
-static int check_ref(const char *name, const float *got, const double *want, int64_t n, float tol)
+/* float result against a double reference, relative to max(max |want|, floor_scale) */
+static int check_ref_floor(const char *name, const float *got, const double *want, int64_t n, float tol,
+                           float floor_scale)
 {
     float *w = fnew(n);
     for (int64_t i = 0; i < n; i++)
         w[i] = (float)want[i];
-    int ok = tu_close(name, got, w, n, tol, 1e-6f);
+    int ok = tu_close(name, got, w, n, tol, floor_scale);
     free(w);
     return ok;
+}
+
+static int check_ref(const char *name, const float *got, const double *want, int64_t n, float tol)
+{
+    return check_ref_floor(name, got, want, n, tol, 1e-6f);
 }
 
 static int check_same(const char *name, const float *threaded, const float *serial, int64_t n)
@@ -475,7 +481,9 @@ static void test_gelu_case(int64_t n)
     for (int pi = 0; pi < 2; pi++) {
         y[pi] = fnew(n);
         nn_gelu(pool_at(pi), x, n, y[pi]);
-        check_ref(nm("gelu n=%lld threads=%d", (long long)n, pi + 1), y[pi], yd, n, FWD_TOL);
+        /* judged against the input's scale (x in [-6, 6)), not the output's: deep in the negative tail GELU
+         * is a tiny difference of large terms, and with n = 1 the output scale can be 1e-3 */
+        check_ref_floor(nm("gelu n=%lld threads=%d", (long long)n, pi + 1), y[pi], yd, n, FWD_TOL, 1.0);
     }
     check_same(nm("gelu n=%lld 2 threads vs serial", (long long)n), y[1], y[0], n);
     float *inplace = fcopy(x, n);
