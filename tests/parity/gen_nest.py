@@ -87,6 +87,10 @@ def main():
         import json
         sd, meta = safetensors_io.load(a.shipped)
         case(a.outdir, "shipped", json.loads(meta["vidcap.config"]), False, gen, weights=sd)
+        link = os.path.join(a.outdir, "shipped.model.safetensors")  # the C side reads the shipped file itself
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.abspath(a.shipped), link)
 
 
 if __name__ == "__main__":
