@@ -33,6 +33,8 @@ nan = dict(sd)
 nan["head.weight"] = sd["head.weight"].clone()
 nan["head.weight"][0, 0] = float("nan")
 variant("nan-weight.safetensors", nan)
+headless = {k: v for k, v in sd.items() if not k.startswith("head.")}
+variant("no-head.safetensors", headless)
 safetensors_io.save(os.path.join(out, "not-nest.safetensors"), {"foo": torch.zeros(3)})
 with open(src, "rb") as f:
     data = f.read()

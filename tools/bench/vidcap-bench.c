@@ -15,11 +15,14 @@
 static const char *usage =
     "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32\n"
     "       vidcap-bench sgemm N THREADS ITERS\n"
+    "       vidcap-bench explain MODEL.safetensors IMAGE THREADS ITERS\n"
     "  nest   loads MODEL with THREADS compute threads, reads INPUT.f32 (raw little-endian floats,\n"
     "         channels-last [size, size, channels] as the model takes them), runs one warm-up forward,\n"
     "         times ITERS forwards and prints {\"ms_per_image\": median, ...}; writes the logits raw.\n"
     "  sgemm  times OpenBLAS cblas_sgemm on N x N matrices with THREADS BLAS threads and prints\n"
-    "         {\"gflops\": rate of the median call, ...}.\n";
+    "         {\"gflops\": rate of the median call, ...}.\n"
+    "  explain  times classify and explain (GradCAT, no PNG) on IMAGE, alternating, and prints the\n"
+    "         median of each and their ratio {\"classify_ms\", \"explain_ms\", \"ratio\"}.\n";
 
 static double now_ms(void)
 {
@@ -207,8 +210,57 @@ end:
     return rc;
 }
 
+/* The cost of one explanation (recorded forward + backward + GradCAT walk) against one classification. */
+static int bench_explain(int argc, char **argv)
+{
+    if (argc != 6) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const int threads = parse_count(argv[4], 256), iters = parse_count(argv[5], 100000);
+    if (threads < 0 || iters < 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char err[512];
+    int rc = 1;
+    vc_model *m = NULL;
+    vc_state *s = NULL;
+    double *tc = malloc((size_t)iters * sizeof(double)), *te = malloc((size_t)iters * sizeof(double));
+    vc_model_params mp = vc_model_default_params();
+    mp.n_threads = threads;
+    if (!tc || !te || vc_model_load(argv[2], mp, &m, err, sizeof(err)) || !(s = vc_state_create(m))) {
+        fprintf(stderr, "vidcap-bench: %s\n", tc && te && !m ? err : "cannot set up the model");
+        goto end;
+    }
+    vc_explain_params ep = vc_explain_default_params();
+    if (vc_classify_file(s, argv[3], err, sizeof(err)) || vc_explain_file(s, argv[3], ep, err, sizeof(err))) {
+        fprintf(stderr, "vidcap-bench: %s\n", err);
+        goto end;
+    }
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_ms();
+        vc_classify_file(s, argv[3], err, sizeof(err));
+        double t1 = now_ms();
+        vc_explain_file(s, argv[3], ep, err, sizeof(err));
+        tc[i] = t1 - t0;
+        te[i] = now_ms() - t1;
+    }
+    double c = median(tc, iters), e = median(te, iters);
+    printf("{\"classify_ms\": %.3f, \"explain_ms\": %.3f, \"ratio\": %.2f, \"threads\": %d, \"iters\": %d}\n", c, e,
+           e / c, threads, iters);
+    rc = 0;
+end:
+    vc_state_free(s);
+    vc_model_free(m);
+    free(tc);
+    free(te);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "explain") == 0) return bench_explain(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "nest") == 0) return bench_nest(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sgemm") == 0) return bench_sgemm(argc, argv);
     fputs(usage, stderr);
