@@ -20,3 +20,8 @@ set_tests_properties(fmnist_subset_gen PROPERTIES FIXTURES_SETUP fmnist_subset L
 add_test(NAME gradcat_deletion COMMAND test_gradcat_deletion ${VIDCAP_SRC}/models/fashion-nest.safetensors
          ${CMAKE_CURRENT_BINARY_DIR}/fmnist_test500.safetensors)
 set_tests_properties(gradcat_deletion PROPERTIES FIXTURES_REQUIRED fmnist_subset LABELS unit TIMEOUT 600)
+
+add_executable(test_heatmap test_heatmap.c)
+target_link_libraries(test_heatmap PRIVATE vidcap-testutil)
+add_test(NAME heatmap COMMAND test_heatmap)
+set_tests_properties(heatmap PROPERTIES LABELS unit)

@@ -68,12 +68,12 @@ int heatmap_render(const img_rgb *img, const img_preprocess *pre, const float *s
                 for (int ch = 0; ch < 3; ch++) c[ch] = 0.5f * src[ch] / 255.f;
             } else {
                 float t = (sample(score, grid, u / cell_px, v / cell_px) - lo) / (hi - lo + 1e-7f), heat[3];
-                jet(t, heat);
+                jet((float)(int)(255.f * t) / 255.f, heat); /* applyColorMap(uint8(255 * mask)) truncates */
                 for (int ch = 0; ch < 3; ch++) c[ch] = 0.5f * heat[ch] + 0.5f * src[ch] / 255.f;
             }
             for (int ch = 0; ch < 3; ch++) peak = c[ch] > peak ? c[ch] : peak;
         }
-    for (size_t i = 0; i < (size_t)W * H * 3; i++) px[i] = (uint8_t)lrintf(255.f * cam[i] / peak);
+    for (size_t i = 0; i < (size_t)W * H * 3; i++) px[i] = (uint8_t)(255.f * cam[i] / peak); /* uint8() truncates */
     free(cam);
     /* boxes: model-input pixels -> output pixels */
     const int thick = shorter * k / 100 > 1 ? shorter * k / 100 : 1;
