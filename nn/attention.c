@@ -40,18 +40,21 @@ static void attn_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
 {
     const attn_job *j = ctx;
     const nn_attention_shape *s = j->s;
-    const int64_t N = s->tokens, C = s->dim, H = s->heads, d = C / H, ld = 3 * C;
+    const int64_t Nmax = s->tokens, C = s->dim, H = s->heads, d = C / H, ld = 3 * C;
     const float scale = 1.f / sqrtf((float)d);
     float *ws = j->ws + (size_t)thread * j->ws_per_thread;
     for (int64_t pair = p0; pair < p1; pair++) {
-        int64_t t = pair / H, h = pair % H;
-        const float *q = j->qkv + t * N * ld + h * d, *k = q + C, *v = q + 2 * C;
+        const int64_t t = pair / H, h = pair % H;
+        const int64_t row0 = s->offsets ? s->offsets[t] : t * Nmax;
+        const int64_t N = s->offsets ? s->offsets[t + 1] - row0 : Nmax;
+        if (N == 0) continue;
+        const float *q = j->qkv + row0 * ld + h * d, *k = q + C, *v = q + 2 * C;
         float *P = j->probs ? j->probs + pair * N * N : ws;
-        float *O = ws + N * N;
+        float *O = ws + Nmax * Nmax;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)N, (int)d, scale, q, (int)ld, k,
                     (int)ld, 0.f, P, (int)N);
         nn_softmax(P, N, N);
-        float *out = j->out + t * N * C;
+        float *out = j->out + row0 * C;
         if (s->merge == NN_MERGE_HEAD_MAJOR) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, v,
                         (int)ld, 0.f, out + h * d, (int)C);

@@ -99,6 +99,10 @@ typedef enum { NN_MERGE_HEAD_MAJOR = 0, NN_MERGE_DIM_MAJOR = 1 } nn_head_merge;
 typedef struct nn_attention_shape {
     int64_t blocks, tokens, dim, heads;
     nn_head_merge merge;
+    /* Ragged blocks (the token filter keeps a different number of tokens per block): when not NULL, block
+     * b is rows [offsets[b], offsets[b + 1]) of qkv/out, `tokens` is only an upper bound on its length,
+     * and probs must be NULL (forward only). Empty blocks are skipped. */
+    const int64_t *offsets;
 } nn_attention_shape;
 
 /* probs[blocks, heads, tokens, tokens]: the attention weights, written here and kept for backward

@@ -100,6 +100,32 @@ static void check_gradcat(nest_state *s, const st_file *ef, const char *name, co
     for (int l = 0; l < cfg->num_levels; l++) free(maps[l]);
 }
 
+/* The token filter's forward (option D) against tools/nest_ref.py forward_filtered, on a random half mask. */
+static void check_filtered(nest_state *s, const st_file *ef, const char *name, const float *input)
+{
+    const nest_config *cfg = &s->m->cfg;
+    const int top = cfg->grid[cfg->num_levels - 1];
+    const st_tensor *keep = need(ef, "filtered.keep", (int64_t)top * top);
+    if (!keep) return;
+    uint8_t mask[4096];
+    for (int i = 0; i < top * top; i++) mask[i] = keep->data[i] > 0.5f;
+    nest_forward_filtered(s, input, mask);
+    for (int i = 0; i < cfg->num_levels; i++) {
+        char tn[40], label[96];
+        snprintf(tn, sizeof(tn), "filtered.level%d", i);
+        int64_t n = (int64_t)cfg->grid[i] * cfg->grid[i] * cfg->embed_dims[i];
+        const st_tensor *want = need(ef, tn, n);
+        snprintf(label, sizeof(label), "%s %s", name, tn);
+        if (want) tu_close(label, s->maps[i], want->data, n, 1e-4f, 1e-6f);
+    }
+    const st_tensor *want = need(ef, "filtered.logits", cfg->num_classes);
+    char label[96];
+    snprintf(label, sizeof(label), "%s filtered.logits", name);
+    if (want && tu_close(label, s->logits, want->data, cfg->num_classes, 1e-4f, 1e-6f))
+        fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
+                nn_max_abs_diff(s->logits, want->data, cfg->num_classes), nn_max_abs(want->data, cfg->num_classes));
+}
+
 static void run_case(const char *dir, const char *name, nn_pool *pool)
 {
     char path[1024], err[512];
@@ -157,6 +183,7 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
     }
     check_backward(&s, ef, name, in->data);
     check_gradcat(&s, ef, name, in->data);
+    check_filtered(&s, ef, name, in->data);
 end:
     if (stated) nest_state_release(&s);
     if (bound) nest_unbind(&m);

@@ -570,7 +570,7 @@ static void test_attention_case(int64_t blocks, int64_t tokens, int64_t heads, i
     float *qkv = frand(nq, -2, 2), *r = frand(no, -1, 1), *outs[2][2] = {{0}};
     double *qd = to_double(qkv, nq), *od = dnew(no), *pd = dnew(np);
     for (int merge = 0; merge < 2; merge++) {
-        nn_attention_shape s = {blocks, tokens, D, heads, (nn_head_merge)merge};
+        nn_attention_shape s = {blocks, tokens, D, heads, (nn_head_merge)merge, NULL};
         char id[192];
         snprintf(id, sizeof id, "blocks=%lld tokens=%lld heads=%lld head_dim=%lld merge=%s",
                  (long long)blocks, (long long)tokens, (long long)heads, (long long)head_dim,
@@ -620,6 +620,28 @@ static void test_attention_case(int64_t blocks, int64_t tokens, int64_t heads, i
     free(qkv), free(r), free(qd), free(od), free(pd);
     for (int m = 0; m < 2; m++)
         free(outs[m][0]), free(outs[m][1]);
+}
+
+/* Ragged blocks (offsets): each block must equal a uniform one-block attention over its own rows. */
+static void test_attention_ragged(void)
+{
+    const int64_t lens[] = {5, 0, 1, 9, 3}, nb = 5, heads = 3, D = 12, maxlen = 9;
+    int64_t offsets[6] = {0};
+    for (int b = 0; b < nb; b++) offsets[b + 1] = offsets[b] + lens[b];
+    const int64_t rows = offsets[nb];
+    for (int merge = 0; merge < 2; merge++) {
+        float *qkv = frand(rows * 3 * D, -2, 2), *out = fnew(rows * D), *want = fnew(rows * D);
+        nn_attention_shape s = {nb, maxlen, D, heads, (nn_head_merge)merge, offsets};
+        float *ws = fnew((int64_t)nn_attention_workspace(&s, 2));
+        nn_attention(g_pool2, &s, qkv, NULL, out, ws);
+        for (int b = 0; b < nb; b++) {
+            if (!lens[b]) continue;
+            nn_attention_shape one = {1, lens[b], D, heads, (nn_head_merge)merge, NULL};
+            nn_attention(NULL, &one, qkv + offsets[b] * 3 * D, NULL, want + offsets[b] * D, ws);
+        }
+        tu_close(nm("attention ragged merge=%d", merge), out, want, rows * D, 1e-6f, 1e-6f);
+        free(qkv), free(out), free(want), free(ws);
+    }
 }
 
 static void test_attention(void)
@@ -1012,6 +1034,7 @@ int main(void)
         test_gelu_case(gelu_n[i]);
     test_add();
     test_attention();
+    test_attention_ragged();
     test_conv2d();
     test_maxpool();
     test_meanpool();

@@ -178,3 +178,44 @@ def metadata(config, labels, preprocess):
     cfg = dict(config)
     return {"vidcap.format": "1", "vidcap.arch": "nest", "vidcap.config": json.dumps(cfg),
             "vidcap.labels": json.dumps(labels), "vidcap.preprocess": json.dumps(preprocess)}
+
+
+def level_keep_masks(model, keep_top):
+    """keep_top: bool (G_top, G_top) over the top level's positions -> per level bool (H_l, W_l) masks: a
+    position is kept when the top-level token above it is (2^(L-1-l) x 2^(L-1-l) groups)."""
+    L = len(model.levels)
+    return [keep_top.repeat_interleave(2 ** (L - 1 - i), 0).repeat_interleave(2 ** (L - 1 - i), 1)
+            for i in range(L)]
+
+
+def forward_filtered(model, x, keep_top):
+    """The token filter's option D (specs/token_filter.md §4.2), x: (1, C, H, W). One keep mask at top-level
+    granularity carried down: at lower levels dropped tokens skip attention and MLP and pass through
+    unchanged (each block attends among its kept tokens only), ConvPool runs on the full grid; at the top
+    level dropped tokens are removed, and the head averages the kept tokens after the final norm.
+    Returns (level maps as forward_levels gives them, logits)."""
+    masks = level_keep_masks(model, keep_top)
+    L = len(model.levels)
+    h = model.patch_embed.proj(x)
+    maps = []
+    for i, lvl in enumerate(model.levels):
+        h = lvl.pool(h).permute(0, 2, 3, 1)
+        S = lvl.block_size
+        t = blockify(h, S) + lvl.pos_embed                       # (1, T, N, C)
+        kb = blockify(masks[i][None, :, :, None].float(), S)[0, :, :, 0] > 0.5   # (T, N)
+        t = t.clone()
+        for b in range(t.shape[1]):
+            idx = kb[b].nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            tok = t[:, b:b + 1, idx, :]
+            for layer in lvl.transformer_encoder:
+                tok = layer(tok)
+            t[:, b:b + 1, idx, :] = tok
+        h = deblockify(t, S).permute(0, 3, 1, 2)
+        maps.append(h)
+        if i == L - 1:
+            kept = t[0, 0, kb[0]]                                  # (k, C): the top level has one block
+            pooled = model.norm(kept).mean(0, keepdim=True)
+            return maps, model.head(pooled)
+    raise AssertionError("unreachable")

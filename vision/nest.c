@@ -339,15 +339,17 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
         if (tokens * C > x_max) x_max = tokens * C;
         if (tokens * 3 * C > qkv_max) qkv_max = tokens * 3 * C;
         if (tokens * c->hidden[i] > hid_max) hid_max = tokens * c->hidden[i];
-        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR};
+        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR, NULL};
         int64_t aw = (int64_t)nn_attention_workspace(&as, nt);
         if (aw > attn_max) attn_max = aw;
         maps += tokens * C;
     }
     const int64_t Cl = c->embed_dims[c->num_levels - 1];
     const int64_t sizes[] = {maps, Cl, c->num_classes, x_max, x_max, qkv_max, hid_max, attn_max, col_max,
-                             (int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0]};
-    size_t total = 0;
+                             (int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0], x_max};
+    const int64_t max_rows = (int64_t)c->num_blocks[0] * c->seq_length; /* every level has N tokens a block */
+    size_t total = nn_arena_cost((size_t)max_rows * sizeof(int64_t)) +
+                   nn_arena_cost((size_t)(c->num_blocks[0] + 1) * sizeof(int64_t));
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         total += nn_arena_cost((size_t)sizes[i] * sizeof(float));
     if (nn_arena_init(&s->arena, total)) return VC_ERR_NOMEM;
@@ -365,6 +367,9 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
     s->attn_ws = nn_arena_floats(&s->arena, attn_max);
     s->col = nn_arena_floats(&s->arena, col_max);
     s->embed = nn_arena_floats(&s->arena, sizes[9]);
+    s->xk = nn_arena_floats(&s->arena, x_max);
+    s->gather = nn_arena_alloc(&s->arena, (size_t)max_rows * sizeof(int64_t));
+    s->offsets = nn_arena_alloc(&s->arena, (size_t)(c->num_blocks[0] + 1) * sizeof(int64_t));
     return 0;
 }
 
@@ -392,13 +397,15 @@ void nest_blockify(const float *map, int G, int S, int C, float *tok, int invers
             }
 }
 
-/* One pre-norm transformer layer on x[T*N, C], in place; records into t when it is not NULL. */
-static void transformer_layer(nest_state *s, const nest_layer *ly, int level, float *x, nest_tape_layer *t)
+/* One pre-norm transformer layer on x[rows, C], in place: all T*N tokens (offsets NULL), or the tokens the
+ * filter kept, block b being rows [offsets[b], offsets[b+1]). Records into t when it is not NULL. */
+static void transformer_layer(nest_state *s, const nest_layer *ly, int level, float *x, int64_t rows,
+                              const int64_t *offsets, nest_tape_layer *t)
 {
     const nest_config *c = &s->m->cfg;
-    const int64_t rows = (int64_t)c->num_blocks[level] * c->seq_length, C = c->embed_dims[level];
-    const int64_t Hd = c->hidden[level];
-    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR};
+    const int64_t C = c->embed_dims[level], Hd = c->hidden[level];
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR,
+                             offsets};
     float *qkv = t ? t->qkv : s->qkv, *h = t ? t->h : s->hidden;
     if (t) memcpy(t->x0, x, (size_t)(rows * C) * sizeof(float));
     nn_layernorm(s->pool, x, rows, C, ly->norm1_w, ly->norm1_b, NEST_LN_EPS, s->y);
@@ -414,13 +421,37 @@ static void transformer_layer(nest_state *s, const nest_layer *ly, int level, fl
     nn_add(x, s->y, rows * C, x);
 }
 
+/* The level-i tokens whose top-level token is kept, block by block: their rows in the blocked tensor go to
+ * gather[], block b's run to offsets[b]..offsets[b+1]. Returns how many. */
+static int64_t gather_kept(const nest_config *c, int level, const uint8_t *keep, int64_t *gather, int64_t *offsets)
+{
+    const int S = c->block_size, G = c->grid[level] / S, shift = c->num_levels - 1 - level;
+    const int top = c->grid[c->num_levels - 1];
+    int64_t k = 0;
+    offsets[0] = 0;
+    for (int t = 0; t < c->num_blocks[level]; t++) {
+        for (int n = 0; n < c->seq_length; n++) {
+            int y = (t / G) * S + n / S, x = (t % G) * S + n % S;
+            if (keep[(y >> shift) * top + (x >> shift)]) gather[k++] = (int64_t)t * c->seq_length + n;
+        }
+        offsets[t + 1] = k;
+    }
+    return k;
+}
+
 void nest_forward(nest_state *s, const float *input)
+{
+    nest_forward_filtered(s, input, NULL);
+}
+
+void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *keep)
 {
     const nest_model *m = s->m;
     const nest_config *c = &m->cfg;
     nn_conv2d_shape pe = {c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
     nn_conv2d(s->pool, &pe, input, m->patch_w, m->patch_b, s->embed, s->col);
     const float *prev = s->embed;
+    int64_t kept = 0;
     for (int i = 0; i < c->num_levels; i++) {
         const nest_level *lv = &m->levels[i];
         const int64_t C = c->embed_dims[i], G = c->grid[i], S = c->block_size;
@@ -438,14 +469,24 @@ void nest_forward(nest_state *s, const float *input)
         }
         nest_blockify(prev, (int)(G / S), (int)S, (int)C, s->x, 0);
         nn_add(s->x, lv->pos_embed, rows * C, s->x);
-        for (int j = 0; j < c->depths[i]; j++)
-            transformer_layer(s, &lv->layers[j], i, s->x, s->tape && i > 0 ? &s->tape->layers[i][j] : NULL);
+        if (!keep) {
+            for (int j = 0; j < c->depths[i]; j++)
+                transformer_layer(s, &lv->layers[j], i, s->x, rows, NULL,
+                                  s->tape && i > 0 ? &s->tape->layers[i][j] : NULL);
+        } else {
+            /* only kept tokens run the layers; dropped ones pass through unchanged */
+            kept = gather_kept(c, i, keep, s->gather, s->offsets);
+            for (int64_t r = 0; r < kept; r++) memcpy(s->xk + r * C, s->x + s->gather[r] * C, (size_t)C * sizeof(float));
+            for (int j = 0; j < c->depths[i]; j++) transformer_layer(s, &lv->layers[j], i, s->xk, kept, s->offsets, NULL);
+            for (int64_t r = 0; r < kept; r++) memcpy(s->x + s->gather[r] * C, s->xk + r * C, (size_t)C * sizeof(float));
+        }
         nest_blockify(map, (int)(G / S), (int)S, (int)C, s->x, 1);
         prev = map;
     }
+    /* final LayerNorm, mean over the top level's (kept) tokens, head */
     const int L = c->num_levels - 1;
-    const int64_t Cl = c->embed_dims[L], P = (int64_t)c->grid[L] * c->grid[L];
-    nn_layernorm(s->pool, s->maps[L], P, Cl, m->norm_w, m->norm_b, NEST_LN_EPS, s->y);
+    const int64_t Cl = c->embed_dims[L], P = keep ? kept : (int64_t)c->grid[L] * c->grid[L];
+    nn_layernorm(s->pool, keep ? s->xk : s->maps[L], P, Cl, m->norm_w, m->norm_b, NEST_LN_EPS, s->y);
     nn_meanpool(s->y, P, Cl, s->pooled);
     nn_linear(NULL, s->pooled, 1, Cl, m->head_w, m->head_b, c->num_classes, s->logits);
 }

@@ -75,6 +75,8 @@ typedef struct nest_state {
     float *pooled, *logits;       /* [C_last], [num_classes] */
     /* scratch */
     float *x, *y, *qkv, *hidden, *attn_ws, *col, *embed;
+    float *xk;                 /* the tokens the filter kept, gathered */
+    int64_t *gather, *offsets; /* their rows in the blocked tensor; per-block runs */
     nn_arena tape_arena;
     nest_tape *tape; /* NULL unless nest_state_enable_backward was called */
 } nest_state;
@@ -86,6 +88,12 @@ int nest_state_enable_backward(nest_state *s);
 
 /* input: channels-last [img_size, img_size, in_chans], preprocessed. Fills maps, pooled, logits. */
 void nest_forward(nest_state *s, const float *input);
+/* The token filter's forward (specs/token_filter.md §4.2, option D): keep[grid_top * grid_top] says which
+ * top-level tokens stay (NULL keeps all). A lower-level token is kept when the top-level token above it is;
+ * dropped tokens skip attention and MLP and pass through unchanged, ConvPool runs on the full grid; at
+ * the top level dropped tokens are removed and the head averages the kept ones. At least one must be kept.
+ * maps[] then hold the pass-through values at dropped positions. No backward through it. */
+void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *keep);
 
 /* map [G*S, G*S, C] <-> tokens [G*G, S*S, C] (inverse = 1 goes back): block t = (y/S)*G + x/S,
  * token n = (y%S)*S + x%S, as timm's blockify/deblockify. */

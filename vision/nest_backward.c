@@ -38,7 +38,7 @@ int nest_state_enable_backward(nest_state *s)
         if (rows * C > rows_c_max) rows_c_max = rows * C;
         if (rows * 3 * C > qkv_max) qkv_max = rows * 3 * C;
         if (rows * c->hidden[i] > hid_max) hid_max = rows * c->hidden[i];
-        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR};
+        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR, NULL};
         if ((int64_t)nn_attention_backward_workspace(&as, nt) > ws_max)
             ws_max = (int64_t)nn_attention_backward_workspace(&as, nt);
     }
@@ -92,7 +92,7 @@ static void layer_backward(nest_state *s, const nest_layer *ly, const nest_tape_
     nest_tape *t = s->tape;
     const int64_t rows = (int64_t)c->num_blocks[level] * c->seq_length, C = c->embed_dims[level];
     const int64_t Hd = c->hidden[level], n = rows * C;
-    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR};
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR, NULL};
     /* MLP branch: x2 = x1 + fc2(gelu(fc1(LN2(x1)))) */
     nn_linear_backward(s->pool, dx, rows, C, ly->fc2_w, Hd, t->dhidden);
     nn_gelu_backward(r->h, t->dhidden, rows * Hd, t->dhidden);

@@ -15,7 +15,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import safetensors_io  # noqa: E402
 from gradcat_ref import gradcat  # noqa: E402
-from nest_ref import NEST_TINY, Nest, metadata  # noqa: E402
+from nest_ref import NEST_TINY, Nest, forward_filtered, metadata  # noqa: E402
 
 SMALL = dict(img_size=48, in_chans=3, patch_size=3, num_levels=3, embed_dims=[20, 36, 44], num_heads=[2, 3, 4],
              depths=[1, 2, 1], num_classes=7, mlp_ratio=3.0, pad_type="")
@@ -55,6 +55,16 @@ def expect(model, x):
     out["gradcat.path"] = torch.tensor([[lv, by, bx, sc] for lv, by, bx, sc in path], dtype=torch.float32)
     for i, s in enumerate(scores):
         out[f"gradcat.score{i}"] = s
+    # the token filter's forward with about half the top-level tokens kept
+    top = maps[-1].shape[-1]
+    keep = torch.rand(top, top, generator=torch.Generator().manual_seed(7)) < 0.5
+    keep[0, 0] = True
+    with torch.no_grad():
+        fmaps, flogits = forward_filtered(model, x, keep)
+    out["filtered.keep"] = keep.float()
+    out["filtered.logits"] = flogits[0]
+    for i, m in enumerate(fmaps):
+        out[f"filtered.level{i}"] = m[0].permute(1, 2, 0)
     return out
 
 
