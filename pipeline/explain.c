@@ -44,7 +44,7 @@ void vc_explain_path_node(const vc_state *s, int i, int *level, int box[4], floa
 static int ensure_buffers(vc_state *s)
 {
     const nest_config *c = &s->model->nest.cfg;
-    if (nest_state_enable_backward(&s->nest)) return VC_ERR_NOMEM;
+    if (nest_state_enable_backward(&s->nest, 0)) return VC_ERR_NOMEM;
     for (int l = 0; l < c->num_levels; l++)
         if (!s->explain.score_maps[l] &&
             !(s->explain.score_maps[l] = malloc((size_t)c->grid[l] * c->grid[l] * sizeof(float))))

@@ -89,7 +89,7 @@ int main(int argc, char **argv)
     const int n = images ? (int)images->shape[0] : 0, h = images ? (int)images->shape[1] : 0,
               w = images ? (int)images->shape[2] : 0, side = cfg->img_size;
     nest_state s;
-    TU_CHECK(!nest_state_init(&s, &m->nest, NULL) && !nest_state_enable_backward(&s), "state");
+    TU_CHECK(!nest_state_init(&s, &m->nest, NULL) && !nest_state_enable_backward(&s, 0), "state");
     float *input = malloc((size_t)side * side * cfg->in_chans * sizeof(float));
     float *tmp = malloc((size_t)side * side * cfg->in_chans * sizeof(float));
     float *maps[NEST_MAX_LEVELS] = {0};

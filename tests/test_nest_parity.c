@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "vision/gradcat.h"
 #include "vision/nest.h"
+#include "vision/token_impact.h"
 
 static const st_tensor *need(const st_file *f, const char *name, int64_t numel)
 {
@@ -37,7 +38,7 @@ static void check_backward(nest_state *s, const st_file *ef, const char *name, c
 {
     const nest_config *cfg = &s->m->cfg;
     const st_tensor *target = need(ef, "target", 1);
-    if (!target || nest_state_enable_backward(s)) return;
+    if (!target || nest_state_enable_backward(s, 1)) return;
     nest_forward(s, input);
     int c = (int)target->data[0], n = cfg->num_classes;
     float *d = s->tape->dlogits;
@@ -65,7 +66,7 @@ static void check_gradcat(nest_state *s, const st_file *ef, const char *name, co
 {
     const nest_config *cfg = &s->m->cfg;
     const st_tensor *target = need(ef, "gradcat.target", 1), *path = need(ef, "gradcat.path", 4 * cfg->num_levels);
-    if (!target || !path || nest_state_enable_backward(s)) return;
+    if (!target || !path || nest_state_enable_backward(s, 1)) return;
     float *maps[NEST_MAX_LEVELS] = {0};
     gradcat_result r = {0};
     for (int l = 0; l < cfg->num_levels; l++) r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
@@ -126,6 +127,34 @@ static void check_filtered(nest_state *s, const st_file *ef, const char *name, c
                 nn_max_abs_diff(s->logits, want->data, cfg->num_classes), nn_max_abs(want->data, cfg->num_classes));
 }
 
+/* Token-impact labels (leave-one-out where the fixture has them, and gradient x input) against PyTorch. */
+static void check_impact(nest_state *s, const st_file *ef, const char *name, const float *input)
+{
+    const nest_config *cfg = &s->m->cfg;
+    const int n = tf_groups(cfg);
+    const st_tensor *target = need(ef, "target", 1), *grad = need(ef, "impact.grad", n);
+    const st_tensor *loo = st_find(ef, "impact.loo");
+    float *delta = malloc((size_t)n * sizeof(float));
+    float *scratch = malloc((size_t)cfg->grid[0] * cfg->grid[0] * cfg->embed_dims[0] * sizeof(float));
+    char label[96];
+    if (target && grad) {
+        tf_impact_grad(s, input, (int)target->data[0], delta);
+        snprintf(label, sizeof(label), "%s impact.grad", name);
+        if (tu_close(label, delta, grad->data, n, 1e-3f, 1e-6f))
+            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(delta, grad->data, n),
+                    nn_max_abs(grad->data, n));
+    }
+    if (target && loo) {
+        tf_impact_loo(s, input, (int)target->data[0], delta, scratch);
+        snprintf(label, sizeof(label), "%s impact.loo", name);
+        if (tu_close(label, delta, loo->data, n, 1e-3f, 1e-4f))
+            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(delta, loo->data, n),
+                    nn_max_abs(loo->data, n));
+    }
+    free(delta);
+    free(scratch);
+}
+
 static void run_case(const char *dir, const char *name, nn_pool *pool)
 {
     char path[1024], err[512];
@@ -184,6 +213,7 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
     check_backward(&s, ef, name, in->data);
     check_gradcat(&s, ef, name, in->data);
     check_filtered(&s, ef, name, in->data);
+    check_impact(&s, ef, name, in->data);
 end:
     if (stated) nest_state_release(&s);
     if (bound) nest_unbind(&m);

@@ -446,10 +446,21 @@ void nest_forward(nest_state *s, const float *input)
 
 void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *keep)
 {
+    nest_embed(s, input);
+    nest_forward_levels(s, keep);
+}
+
+void nest_embed(nest_state *s, const float *input)
+{
+    const nest_config *c = &s->m->cfg;
+    nn_conv2d_shape pe = {c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
+    nn_conv2d(s->pool, &pe, input, s->m->patch_w, s->m->patch_b, s->embed, s->col);
+}
+
+void nest_forward_levels(nest_state *s, const uint8_t *keep)
+{
     const nest_model *m = s->m;
     const nest_config *c = &m->cfg;
-    nn_conv2d_shape pe = {c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
-    nn_conv2d(s->pool, &pe, input, m->patch_w, m->patch_b, s->embed, s->col);
     const float *prev = s->embed;
     int64_t kept = 0;
     for (int i = 0; i < c->num_levels; i++) {
@@ -472,7 +483,7 @@ void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *kee
         if (!keep) {
             for (int j = 0; j < c->depths[i]; j++)
                 transformer_layer(s, &lv->layers[j], i, s->x, rows, NULL,
-                                  s->tape && i > 0 ? &s->tape->layers[i][j] : NULL);
+                                  s->tape && (i > 0 || s->tape->to_embed) ? &s->tape->layers[i][j] : NULL);
         } else {
             /* only kept tokens run the layers; dropped ones pass through unchanged */
             kept = gather_kept(c, i, keep, s->gather, s->offsets);

@@ -63,6 +63,8 @@ typedef struct nest_tape {
     float *conv_out[NEST_MAX_LEVELS]; /* ConvPool conv output before its LayerNorm, levels >= 1 */
     int32_t *argmax[NEST_MAX_LEVELS]; /* ConvPool max-pool routing, levels >= 1 */
     float *grads[NEST_MAX_LEVELS];    /* d objective / d maps[i], filled by nest_backward */
+    int to_embed;                     /* also walk level 0 back to the patch embedding */
+    float *dembed;                    /* d objective / d embed (when to_embed) */
     float *dx, *dy, *dqkv, *dhidden, *dcol, *dlogits, *dpooled, *ws;
 } nest_tape;
 
@@ -83,8 +85,10 @@ typedef struct nest_state {
 
 int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool);
 void nest_state_release(nest_state *s);
-/* Makes every later forward record what nest_backward needs (one extra arena, sized once). */
-int nest_state_enable_backward(nest_state *s);
+/* Makes every later forward record what nest_backward needs (one extra arena, sized once). With to_embed,
+ * level 0 is recorded too and the backward continues to the patch embedding (tape->dembed); call it with
+ * to_embed before any call without it if both are wanted. */
+int nest_state_enable_backward(nest_state *s, int to_embed);
 
 /* input: channels-last [img_size, img_size, in_chans], preprocessed. Fills maps, pooled, logits. */
 void nest_forward(nest_state *s, const float *input);
@@ -94,11 +98,17 @@ void nest_forward(nest_state *s, const float *input);
  * the top level dropped tokens are removed and the head averages the kept ones. At least one must be kept.
  * maps[] then hold the pass-through values at dropped positions. No backward through it. */
 void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *keep);
+/* The two halves of a forward: the patch embedding into s->embed ([grid_0, grid_0, C_0], channels-last,
+ * before position embeddings), then everything after it. Callers may edit s->embed in between (token
+ * impact: a token's content zeroed, its position embedding kept). */
+void nest_embed(nest_state *s, const float *input);
+void nest_forward_levels(nest_state *s, const uint8_t *keep);
 
 /* map [G*S, G*S, C] <-> tokens [G*G, S*S, C] (inverse = 1 goes back): block t = (y/S)*G + x/S,
  * token n = (y%S)*S + x%S, as timm's blockify/deblockify. */
 void nest_blockify(const float *map, int G, int S, int C, float *tok, int inverse);
 
 /* Backward from d objective / d logits (dlogits[num_classes]) to every level's output map:
- * fills s->tape->grads[i] (same layout as maps[i]). Needs a recorded forward. Activations only. */
+ * fills s->tape->grads[i] (same layout as maps[i]), and tape->dembed when enabled. Needs a recorded,
+ * unfiltered forward. Activations only. */
 void nest_backward(nest_state *s, const float *dlogits);

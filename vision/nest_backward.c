@@ -6,7 +6,7 @@
 #include "vidcap.h"
 #include "vision/nest.h"
 
-int nest_state_enable_backward(nest_state *s)
+int nest_state_enable_backward(nest_state *s, int to_embed)
 {
     if (s->tape) return 0;
     const nest_config *c = &s->m->cfg;
@@ -18,8 +18,8 @@ int nest_state_enable_backward(nest_state *s)
         const int64_t rows = (int64_t)c->num_blocks[i] * c->seq_length, C = c->embed_dims[i];
         const int64_t probs = (int64_t)c->num_blocks[i] * c->num_heads[i] * c->seq_length * c->seq_length;
         total += nn_arena_cost((size_t)(c->depths[i] ? c->depths[i] : 1) * sizeof(nest_tape_layer));
-        /* level 0's layers are never walked back: grads[0] comes from level 1's ConvPool */
-        for (int j = 0; j < c->depths[i] && i > 0; j++) {
+        /* level 0's layers are walked back only to reach the patch embedding */
+        for (int j = 0; j < c->depths[i] && (i > 0 || to_embed); j++) {
             ADD(rows * C);
             ADD(rows * C);
             ADD(rows * 3 * C);
@@ -50,6 +50,7 @@ int nest_state_enable_backward(nest_state *s)
     ADD(c->num_classes);
     ADD(c->embed_dims[c->num_levels - 1]);
     ADD(ws_max);
+    ADD((int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0]); /* dembed */
 #undef ADD
     if (nn_arena_init(&s->tape_arena, total)) return VC_ERR_NOMEM;
     nn_arena *a = &s->tape_arena;
@@ -59,7 +60,7 @@ int nest_state_enable_backward(nest_state *s)
         const int64_t rows = (int64_t)c->num_blocks[i] * c->seq_length, C = c->embed_dims[i];
         const int64_t probs = (int64_t)c->num_blocks[i] * c->num_heads[i] * c->seq_length * c->seq_length;
         t->layers[i] = nn_arena_alloc(a, (size_t)(c->depths[i] ? c->depths[i] : 1) * sizeof(nest_tape_layer));
-        for (int j = 0; j < c->depths[i] && i > 0; j++) {
+        for (int j = 0; j < c->depths[i] && (i > 0 || to_embed); j++) {
             nest_tape_layer *l = &t->layers[i][j];
             l->x0 = nn_arena_floats(a, rows * C);
             l->x1 = nn_arena_floats(a, rows * C);
@@ -81,6 +82,8 @@ int nest_state_enable_backward(nest_state *s)
     t->dlogits = nn_arena_floats(a, c->num_classes);
     t->dpooled = nn_arena_floats(a, c->embed_dims[c->num_levels - 1]);
     t->ws = nn_arena_floats(a, ws_max);
+    t->dembed = nn_arena_floats(a, (int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0]);
+    t->to_embed = to_embed;
     s->tape = t;
     return 0;
 }
@@ -118,12 +121,17 @@ void nest_backward(nest_state *s, const float *dlogits)
     nn_linear_backward(NULL, dlogits, 1, c->num_classes, m->head_w, Cl, t->dpooled);
     nn_meanpool_backward(t->dpooled, P, Cl, t->dy);
     nn_layernorm_backward(s->pool, s->maps[L], t->dy, P, Cl, m->norm_w, NEST_LN_EPS, t->grads[L]);
-    for (int i = L; i >= 1; i--) {
+    for (int i = L; i >= (t->to_embed ? 0 : 1); i--) {
         const nest_level *lv = &m->levels[i];
-        const int64_t C = c->embed_dims[i], G = c->grid[i], S = c->block_size, Gp = c->grid[i - 1];
+        const int64_t C = c->embed_dims[i], G = c->grid[i], S = c->block_size;
         nest_blockify(t->grads[i], (int)(G / S), (int)S, (int)C, t->dx, 0);
         for (int j = c->depths[i] - 1; j >= 0; j--) layer_backward(s, &lv->layers[j], &t->layers[i][j], i, t->dx);
-        /* + pos_embed passes the gradient through; back to the pooled map, then through ConvPool */
+        /* + pos_embed passes the gradient through; back to the pooled map (or the patch embedding) */
+        if (i == 0) {
+            nest_blockify(t->dembed, (int)(G / S), (int)S, (int)C, t->dx, 1);
+            break;
+        }
+        const int64_t Gp = c->grid[i - 1];
         nest_blockify(t->dy, (int)(G / S), (int)S, (int)C, t->dx, 1);
         nn_maxpool_backward(t->dy, t->argmax[i], G * G * C, Gp * Gp * C, t->dx);
         nn_layernorm_backward(s->pool, t->conv_out[i], t->dx, Gp * Gp, C, lv->norm_w, NEST_LN_EPS, t->dx);

@@ -62,10 +62,45 @@ def expect(model, x):
     with torch.no_grad():
         fmaps, flogits = forward_filtered(model, x, keep)
     out["filtered.keep"] = keep.float()
+    loo, grad = token_impact(model, x, target)
+    if loo is not None:
+        out["impact.loo"] = loo
+    out["impact.grad"] = grad
     out["filtered.logits"] = flogits[0]
     for i, m in enumerate(fmaps):
         out[f"filtered.level{i}"] = m[0].permute(1, 2, 0)
     return out
+
+
+def token_impact(model, x, label):
+    """Loss change per top-level token group when its patch embeddings are zeroed (position embeddings
+    kept): exactly (leave-one-out, skipped above 64 groups) and by gradient x input."""
+    model.eval()
+    L = len(model.levels)
+    e = model.patch_embed.proj(x).detach()
+
+    def loss_from(embed):
+        h = embed
+        for lvl in model.levels:
+            h = lvl(h)
+        return torch.nn.functional.cross_entropy(model.head_from_map(h), torch.tensor([label]))
+
+    side = 2 ** (L - 1)
+    top = e.shape[-1] // side
+    er = e.clone().requires_grad_(True)
+    base = loss_from(er)
+    base.backward()
+    gi = -(er * er.grad)[0].sum(0)                       # (H0, W0)
+    grad = gi.reshape(top, side, top, side).sum((1, 3)).flatten().detach()
+    if top * top > 64:
+        return None, grad
+    loo = []
+    with torch.no_grad():
+        for g in range(top * top):
+            m = e.clone()
+            m[:, :, (g // top) * side:(g // top + 1) * side, (g % top) * side:(g % top + 1) * side] = 0
+            loo.append(float(loss_from(m) - base))
+    return torch.tensor(loo), grad
 
 
 def case(outdir, name, config, timm_keys, gen, weights=None):
