@@ -70,6 +70,31 @@ const float *vc_logits(const vc_state *s);
 /* The k best classes, most probable first; returns how many were written (min(k, classes)). */
 int vc_top_k(const vc_state *s, int k, int *idx, float *prob);
 
+/* ---- token filter ---- */
+/* Loads a token filter (vidcap.arch = token_filter) for m's backbone; a model file that carries one under
+ * "filter." has it loaded already. */
+int vc_model_load_filter(vc_model *m, const char *path, char *err, size_t errlen);
+int vc_model_has_filter(const vc_model *m);
+/* Keep ratio for the state's later classifications: 1 = no filtering (the default); 0 < keep < 1 needs a
+ * filter. Returns VC_ERR_ARG for a ratio outside (0, 1] or when no filter is loaded. */
+int vc_state_set_keep(vc_state *s, float keep, char *err, size_t errlen);
+
+enum vc_impact_labels { VC_LABELS_AUTO = 0, VC_LABELS_LOO = 1, VC_LABELS_GRAD = 2 };
+typedef struct vc_filter_fit_params {
+    int epochs;
+    float keep;        /* default keep ratio written into the filter */
+    int labels;        /* enum vc_impact_labels: AUTO = leave-one-out up to 64 tokens, else gradient x input */
+    void (*progress)(const char *stage, int done, int total, void *user_data);
+    void *user_data;
+} vc_filter_fit_params;
+
+vc_filter_fit_params vc_filter_fit_default_params(void);
+/* Fits a token filter for the state's model from DIR/<class>/<image> (class = a label of the model, or
+ * its index); unreadable images and unknown class folders are reported through err_cb-free counting:
+ * *skipped receives how many images were left out. Writes OUT atomically. */
+int vc_filter_fit(vc_state *s, const char *dir, vc_filter_fit_params p, const char *out, int *n_images,
+                  int *skipped, char *err, size_t errlen);
+
 /* ---- explanation (GradCAT) ---- */
 typedef struct vc_explain_params {
     int target;        /* class to explain; -1 = the predicted class */

@@ -70,6 +70,16 @@ void nn_linear_backward(nn_pool *p, const float *dy, int64_t rows, int64_t out, 
     nn_pool_run(p, rows, NN_LINEAR_GRAIN, linear_backward_rows, &j);
 }
 
+void nn_linear_backward_weights(const float *dy, const float *x, int64_t rows, int64_t in, int64_t out, float *dw,
+                                float *db)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.f, dy, (int)out, x, (int)in,
+                1.f, dw, (int)in);
+    if (db)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t o = 0; o < out; o++) db[o] += dy[r * out + o];
+}
+
 void nn_add(const float *a, const float *b, int64_t n, float *out)
 {
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];

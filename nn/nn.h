@@ -71,6 +71,10 @@ void nn_linear(nn_pool *p, const float *x, int64_t rows, int64_t in, const float
 /* dx[rows,in] = dy[rows,out] . w[out,in] */
 void nn_linear_backward(nn_pool *p, const float *dy, int64_t rows, int64_t out, const float *w, int64_t in,
                         float *dx);
+/* Weight gradients, accumulated (for training small heads such as the token filter):
+ * dw[out,in] += dy^T . x, db[out] += sum over rows of dy (db may be NULL). */
+void nn_linear_backward_weights(const float *dy, const float *x, int64_t rows, int64_t in, int64_t out, float *dw,
+                                float *db);
 
 /* Per row of C values: (x - mean) / sqrt(biased var + eps) * gamma + beta. y may equal x. */
 void nn_layernorm(nn_pool *p, const float *x, int64_t rows, int64_t C, const float *gamma, const float *beta,

@@ -7,6 +7,7 @@
 #include "nn/nn.h"
 #include "pipeline/model.h"
 #include "vision/image.h"
+#include "vision/token_impact.h"
 
 vc_state *vc_state_create(const vc_model *m)
 {
@@ -17,7 +18,14 @@ vc_state *vc_state_create(const vc_model *m)
     s->pool = nn_pool_create(vc_default_threads(m->params.n_threads));
     s->input = malloc((size_t)c->img_size * c->img_size * c->in_chans * sizeof(float));
     s->probs = malloc((size_t)c->num_classes * sizeof(float));
-    if (!s->pool || !s->input || !s->probs || nest_state_init(&s->nest, &m->nest, s->pool)) {
+    s->keep = 1.f;
+    const int groups = tf_groups(c), hidden = m->has_filter ? m->filter.hidden : 1;
+    s->tf_feat = malloc((size_t)groups * 2 * c->embed_dims[0] * sizeof(float));
+    s->tf_hidden = malloc((size_t)groups * hidden * sizeof(float));
+    s->tf_scores = malloc((size_t)groups * sizeof(float));
+    s->tf_mask = malloc((size_t)groups);
+    if (!s->pool || !s->input || !s->probs || !s->tf_feat || !s->tf_hidden || !s->tf_scores || !s->tf_mask ||
+        nest_state_init(&s->nest, &m->nest, s->pool)) {
         vc_state_free(s);
         return NULL;
     }
@@ -30,6 +38,10 @@ void vc_state_free(vc_state *s)
     for (int i = 0; i < NEST_MAX_LEVELS; i++) free(s->explain.score_maps[i]);
     nest_state_release(&s->nest);
     nn_pool_free(s->pool);
+    free(s->tf_feat);
+    free(s->tf_hidden);
+    free(s->tf_scores);
+    free(s->tf_mask);
     free(s->input);
     free(s->probs);
     free(s);
@@ -45,9 +57,47 @@ int vc_input_channels(const vc_model *m)
     return m->nest.cfg.in_chans;
 }
 
+int vc_state_set_keep(vc_state *s, float keep, char *err, size_t errlen)
+{
+    if (!(keep > 0.f && keep <= 1.f)) {
+        snprintf(err, errlen, "keep ratio %g is outside (0, 1]", keep);
+        return VC_ERR_ARG;
+    }
+    if (keep < 1.f && !s->model->has_filter) {
+        snprintf(err, errlen, "keep ratio %g needs a token filter: the model has none (fit one with "
+                              "vidcap filter-fit, then pass it with --filter)", keep);
+        return VC_ERR_ARG;
+    }
+    if (keep < 1.f) { /* the filter may have been loaded after this state was made */
+        float *h = realloc(s->tf_hidden, (size_t)tf_groups(&s->model->nest.cfg) * s->model->filter.hidden * sizeof(float));
+        if (!h) {
+            snprintf(err, errlen, "out of memory");
+            return VC_ERR_NOMEM;
+        }
+        s->tf_hidden = h;
+    }
+    s->keep = keep;
+    return 0;
+}
+
+/* The filter scores the top-level tokens once, from the patch embeddings, before any attention. */
+static void filtered_forward(vc_state *s, const float *input)
+{
+    const tf_filter *t = &s->model->filter;
+    const int groups = tf_groups(&s->model->nest.cfg);
+    nest_embed(&s->nest, input);
+    tf_features(&s->nest, t->context, s->tf_feat);
+    tf_scores(t, s->tf_feat, groups, s->tf_hidden, s->tf_scores);
+    tf_keep_topk(s->tf_scores, groups, s->keep, s->tf_mask);
+    nest_forward_levels(&s->nest, s->tf_mask);
+}
+
 int vc_classify_tensor(vc_state *s, const float *input)
 {
-    nest_forward(&s->nest, input);
+    if (s->keep < 1.f)
+        filtered_forward(s, input);
+    else
+        nest_forward(&s->nest, input);
     const int n = s->model->nest.cfg.num_classes;
     memcpy(s->probs, s->nest.logits, (size_t)n * sizeof(float));
     nn_softmax(s->probs, 1, n);

@@ -146,7 +146,12 @@ static int load_nest(vc_model *m, char *err, size_t errlen)
                  cfg.num_levels > 1 ? cfg.embed_dims[1] : 0, cfg.num_levels > 2 ? cfg.embed_dims[2] : 0);
     }
     snprintf(m->arch, sizeof(m->arch), "nest");
-    return nest_bind(&m->nest, f, "", &cfg, err, errlen);
+    if ((rc = nest_bind(&m->nest, f, "", &cfg, err, errlen))) return rc;
+    if (st_find(f, "filter.fc1.weight")) { /* a filter shipped inside the model file */
+        if ((rc = tf_filter_bind(&m->filter, f, "filter.", cfg.embed_dims[0], err, errlen))) return rc;
+        m->has_filter = 1;
+    }
+    return 0;
 }
 
 int vc_model_load(const char *path, vc_model_params params, vc_model **out, char *err, size_t errlen)
@@ -173,9 +178,40 @@ fail:
     return rc;
 }
 
+int vc_model_load_filter(vc_model *m, const char *path, char *err, size_t errlen)
+{
+    st_file *f = NULL;
+    char reason[400];
+    int rc = st_open(path, &f, err, errlen);
+    if (rc) return rc;
+    const char *arch = st_meta(f, "vidcap.arch");
+    if (!arch || strcmp(arch, "token_filter") != 0) {
+        snprintf(err, errlen, "%s: not a token filter (vidcap.arch is '%.40s')", path, arch ? arch : "");
+        st_close(f);
+        return VC_ERR_MODEL;
+    }
+    tf_filter t;
+    if ((rc = tf_filter_bind(&t, f, "", m->nest.cfg.embed_dims[0], reason, sizeof(reason)))) {
+        snprintf(err, errlen, "%s: %s", path, reason);
+        st_close(f);
+        return rc;
+    }
+    st_close(m->filter_file);
+    m->filter_file = f;
+    m->filter = t;
+    m->has_filter = 1;
+    return 0;
+}
+
+int vc_model_has_filter(const vc_model *m)
+{
+    return m->has_filter;
+}
+
 void vc_model_free(vc_model *m)
 {
     if (!m) return;
+    st_close(m->filter_file);
     nest_unbind(&m->nest);
     for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
     free(m->labels);

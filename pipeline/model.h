@@ -4,6 +4,7 @@
 #include "nn/safetensors.h"
 #include "vision/gradcat.h"
 #include "vision/nest.h"
+#include "vision/token_filter.h"
 #include "vision/preprocess.h"
 #include "vidcap.h"
 
@@ -19,6 +20,9 @@ struct vc_model {
     img_preprocess pre;
     int n_labels;
     char **labels;
+    tf_filter filter;     /* valid when has_filter */
+    int has_filter;
+    st_file *filter_file; /* a separately loaded filter's file (NULL when it came with the model) */
 };
 
 /* Per-run buffers: one per thread that runs the model. */
@@ -29,5 +33,8 @@ struct vc_state {
     float *input; /* preprocessed image, channels-last */
     float *probs;
     gradcat_result explain;   /* the last vc_explain_file */
+    float keep;               /* token filter keep ratio, 1 = off */
+    float *tf_feat, *tf_hidden, *tf_scores;
+    uint8_t *tf_mask;
     int explain_boxes[NEST_MAX_LEVELS][4]; /* its path in original-image pixels */
 };

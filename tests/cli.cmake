@@ -9,3 +9,7 @@ add_test(NAME cli_explain
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/explain.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
                  ${CMAKE_CURRENT_BINARY_DIR}/cli_explain)
 set_tests_properties(cli_explain PROPERTIES LABELS cli TIMEOUT 300)
+add_test(NAME cli_filter
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/filter.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_filter)
+set_tests_properties(cli_filter PROPERTIES LABELS cli TIMEOUT 600)

@@ -318,6 +318,20 @@ static void test_linear_case(int64_t rows, int64_t in, int64_t out, int bias)
         check_grad(nm("linear_backward %s vs finite differences", id), dx[0], ref_linear, &c, x, rows * in,
                    rows * out, r, FD_BUDGET);
     free(dxd);
+    /* weight gradients of sum(y * r): dw = r^T x, db = column sums of r, accumulated onto what is there */
+    float *dw = fnew(out * in), *db = fnew(out);
+    double *dwd = dnew(out * in), *dbd = dnew(out);
+    for (int64_t i = 0; i < out * in; i++) dw[i] = 0.5f, dwd[i] = 0.5;
+    for (int64_t o = 0; o < out; o++) db[o] = -1.f, dbd[o] = -1.0;
+    nn_linear_backward_weights(r, x, rows, in, out, dw, db);
+    for (int64_t rr = 0; rr < rows; rr++)
+        for (int64_t o = 0; o < out; o++) {
+            dbd[o] += r[rr * out + o];
+            for (int64_t i = 0; i < in; i++) dwd[o * in + i] += (double)r[rr * out + o] * x[rr * in + i];
+        }
+    check_ref(nm("linear_backward_weights dw %s", id), dw, dwd, out * in, FWD_TOL);
+    check_ref(nm("linear_backward_weights db %s", id), db, dbd, out, FWD_TOL);
+    free(dw), free(db), free(dwd), free(dbd);
     free(x), free(w), free(b), free(r), free(xd), free(wd), free(bd), free(yd);
     for (int pi = 0; pi < 2; pi++)
         free(y[pi]), free(dx[pi]);

@@ -21,6 +21,10 @@ typedef struct cli_opts {
     int n_out_bases, flip_sign;
     const char **inputs;
     int n_inputs;
+    float keep;                 /* token filter keep ratio (classify), 1 = off */
+    const char *filter;         /* --filter FILE */
+    const char *out_filter;     /* filter-fit -o */
+    int epochs, labels;         /* filter-fit */
 } cli_opts;
 
 static void usage_main(FILE *f)
@@ -29,6 +33,7 @@ static void usage_main(FILE *f)
                "commands:\n"
                "  classify   label images with a NesT classifier (top-k classes)\n"
                "  explain    GradCAT: the path down NesT's block tree and a heatmap PNG per image\n"
+               "  filter-fit fit a token filter for a NesT model from a folder of labelled images\n"
                "  version    print the version and the system-info line\n\n"
                "Dense captioning (vidcap VIDEO) is not in this build yet.\n"
                "Run 'vidcap classify -h' or 'vidcap explain -h' for their options.\n");
@@ -37,7 +42,7 @@ static void usage_main(FILE *f)
 static void usage_cmd(FILE *f, const cli_opts *d)
 {
     int explain = !strcmp(d->cmd, "explain");
-    fprintf(f, "usage: vidcap %s [options] IMAGE...\n\n", d->cmd);
+    fprintf(f, "usage: vidcap %s [options] %s\n\n", d->cmd, strcmp(d->cmd, "filter-fit") ? "IMAGE..." : "DIR");
     fprintf(f,
             "  -h,        --help              show this help\n"
             "  -m FNAME,  --model FNAME       [%s] NesT model (.safetensors; a timm nest_*_jx file works too)\n"
@@ -47,6 +52,17 @@ static void usage_cmd(FILE *f, const cli_opts *d)
             "  -np,       --no-prints         print only results (no system info, notices)\n"
             "  -f FNAME,  --file FNAME        an input (same as a positional argument)\n",
             d->model, d->top_k, d->n_threads);
+    if (!strcmp(d->cmd, "filter-fit")) {
+        fprintf(f, "  -o FNAME,  --output FNAME      [<model stem>.filter.safetensors] the filter file to write\n"
+                   "             --keep R            [%.2f] default keep ratio stored in the filter\n"
+                   "             --epochs N          [%d] passes over the token labels\n"
+                   "             --labels loo|grad   [auto] token impact by leave-one-out (exact; default up to 64\n"
+                   "                                 top-level tokens) or gradient x input (one backward)\n",
+                d->keep, d->epochs);
+        return;
+    }
+    fprintf(f, "             --keep R            [1] keep ratio of the token filter, 0 < R <= 1 (1 = no filter)\n"
+               "             --filter FNAME      token filter file (vidcap filter-fit) for --keep\n");
     if (explain)
         fprintf(f, "  -c C,      --class C           [predicted] class to explain, by label or index\n"
                    "  -o FNAME,  --output FNAME      heatmap PNG path (one input only)\n"
@@ -213,9 +229,11 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
             o->inputs[o->n_inputs++] = a;
             continue;
         }
+        const int fit = !strcmp(o->cmd, "filter-fit");
         int takes_value = IS("-m", "--model") || IS("-k", "--top-k") || IS("-t", "--threads") ||
-                          IS("-f", "--file") || (explain && (IS("-c", "--class") || IS("-o", "--output") ||
-                                                             IS("-of", "--output-file")));
+                          IS("-f", "--file") || !strcmp(a, "--keep") || !strcmp(a, "--filter") ||
+                          (explain && (IS("-c", "--class") || IS("-o", "--output") || IS("-of", "--output-file"))) ||
+                          (fit && (IS("-o", "--output") || !strcmp(a, "--epochs") || !strcmp(a, "--labels")));
         if (takes_value && !has_next) {
             fprintf(stderr, "vidcap %s: %s needs a value\n", o->cmd, a);
             return EXIT_ARGS;
@@ -235,6 +253,28 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
             o->json = 1;
         } else if (IS("-np", "--no-prints")) {
             o->no_prints = 1;
+        } else if (!strcmp(a, "--keep")) {
+            char *end;
+            o->keep = strtof(v, &end);
+            if (*end || end == v || !(o->keep > 0.f && o->keep <= 1.f)) {
+                fprintf(stderr, "vidcap %s: --keep %s: the keep ratio must be in (0, 1]\n", o->cmd, v);
+                return EXIT_ARGS;
+            }
+        } else if (!strcmp(a, "--filter") && !fit) {
+            o->filter = v;
+        } else if (fit && IS("-o", "--output")) {
+            o->out_filter = v;
+        } else if (fit && !strcmp(a, "--epochs")) {
+            if (parse_int(v, 1, 10000, &o->epochs)) {
+                fprintf(stderr, "vidcap %s: invalid value '%s' for %s\n", o->cmd, v, a);
+                return EXIT_ARGS;
+            }
+        } else if (fit && !strcmp(a, "--labels")) {
+            if (strcmp(v, "loo") && strcmp(v, "grad")) {
+                fprintf(stderr, "vidcap %s: --labels takes loo or grad\n", o->cmd);
+                return EXIT_ARGS;
+            }
+            o->labels = !strcmp(v, "loo") ? VC_LABELS_LOO : VC_LABELS_GRAD;
         } else if (explain && IS("-c", "--class")) {
             o->target = v;
         } else if (explain && IS("-o", "--output")) {
@@ -257,8 +297,13 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
 #undef IS
     }
     if (o->n_inputs == 0 && !o->idx_images) {
-        fprintf(stderr, "vidcap %s: no input images (see vidcap %s -h)\n", o->cmd, o->cmd);
+        fprintf(stderr, "vidcap %s: no input %s (see vidcap %s -h)\n", o->cmd,
+                strcmp(o->cmd, "filter-fit") ? "images" : "folder", o->cmd);
         return 2;
+    }
+    if (explain && o->keep < 1.f) {
+        fprintf(stderr, "vidcap explain: --keep is not supported: GradCAT's backward pass runs on every token\n");
+        return EXIT_ARGS;
     }
     if (o->out_png && o->n_inputs != 1) {
         fprintf(stderr, "vidcap explain: -o names one file, but %d images were given (use -of per image)\n",
@@ -343,9 +388,49 @@ static int explain_one(vc_state *st, const vc_model *m, const cli_opts *o, int i
     return 0;
 }
 
+static void fit_progress(const char *stage, int done, int total, void *user_data)
+{
+    const cli_opts *o = user_data;
+    if (o->no_prints) return;
+    if (total > 0)
+        fprintf(stderr, "filter-fit: %s: progress = %3d%%\n", stage, done * 100 / total);
+    else if (done % 100 == 0)
+        fprintf(stderr, "filter-fit: %s: %d images\n", stage, done);
+}
+
+/* "dir/model.safetensors" -> "model.filter.safetensors" in the current folder */
+static int filter_fit(vc_state *st, const cli_opts *o)
+{
+    char out[4096], err[1024];
+    if (o->out_filter) {
+        snprintf(out, sizeof(out), "%s", o->out_filter);
+    } else {
+        const char *base = strrchr(o->model, '/');
+        base = base ? base + 1 : o->model;
+        const char *dot = strstr(base, ".safetensors");
+        snprintf(out, sizeof(out), "%.*s.filter.safetensors", dot ? (int)(dot - base) : (int)strlen(base), base);
+    }
+    vc_filter_fit_params p = vc_filter_fit_default_params();
+    p.epochs = o->epochs;
+    p.keep = o->keep;
+    p.labels = o->labels;
+    p.progress = fit_progress;
+    p.user_data = (void *)o;
+    int n = 0, skipped = 0;
+    if (vc_filter_fit(st, o->inputs[0], p, out, &n, &skipped, err, sizeof(err))) {
+        fprintf(stderr, "vidcap: %s\n", err);
+        return EXIT_INPUT;
+    }
+    printf("%s: token filter fitted on %d images (%d skipped), default keep %.2f\n", out, n, skipped, p.keep);
+    return 0; /* skipped images were reported one by one and counted; the filter stands on the rest */
+}
+
 static int run_command(const char *cmd, int argc, char **argv)
 {
-    cli_opts o = {.cmd = cmd, .model = vc_default_classifier_path(), .top_k = 5, .n_threads = 0};
+    const vc_filter_fit_params fit_defaults = vc_filter_fit_default_params();
+    cli_opts o = {.cmd = cmd, .model = vc_default_classifier_path(), .top_k = 5, .n_threads = 0, .keep = 1.f,
+                  .epochs = fit_defaults.epochs, .labels = fit_defaults.labels};
+    if (!strcmp(cmd, "filter-fit")) o.keep = fit_defaults.keep;
     const cli_opts defaults = o;
     o.inputs = calloc((size_t)argc + 1, sizeof(char *));
     o.out_bases = calloc((size_t)argc + 1, sizeof(char *));
@@ -376,9 +461,23 @@ static int run_command(const char *cmd, int argc, char **argv)
         rc = EXIT_ARGS;
         goto done;
     }
+    if (o.filter && vc_model_load_filter(model, o.filter, err, sizeof(err))) {
+        fprintf(stderr, "vidcap: %s\n", err);
+        rc = EXIT_MODEL;
+        goto done;
+    }
     if (!(st = vc_state_create(model))) {
         fprintf(stderr, "vidcap: out of memory creating the inference state\n");
         rc = EXIT_MODEL;
+        goto done;
+    }
+    if (!strcmp(cmd, "filter-fit")) {
+        rc = filter_fit(st, &o);
+        goto done;
+    }
+    if (vc_state_set_keep(st, o.keep, err, sizeof(err))) {
+        fprintf(stderr, "vidcap %s: %s\n", cmd, err);
+        rc = EXIT_ARGS;
         goto done;
     }
     if (o.idx_images) rc = eval_idx(st, &o);
@@ -414,7 +513,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", vc_system_info(0));
         return 0;
     }
-    if (!strcmp(argv[1], "classify") || !strcmp(argv[1], "explain")) return run_command(argv[1], argc - 2, argv + 2);
+    if (!strcmp(argv[1], "classify") || !strcmp(argv[1], "explain") || !strcmp(argv[1], "filter-fit"))
+        return run_command(argv[1], argc - 2, argv + 2);
     fprintf(stderr, "vidcap: '%s': dense captioning of videos is not in this build yet; "
                     "available commands: classify, version (see vidcap -h)\n", argv[1]);
     return EXIT_ARGS;

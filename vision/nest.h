@@ -86,8 +86,7 @@ typedef struct nest_state {
 int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool);
 void nest_state_release(nest_state *s);
 /* Makes every later forward record what nest_backward needs (one extra arena, sized once). With to_embed,
- * level 0 is recorded too and the backward continues to the patch embedding (tape->dembed); call it with
- * to_embed before any call without it if both are wanted. */
+ * level 0 is recorded too and the backward continues to the patch embedding (tape->dembed). */
 int nest_state_enable_backward(nest_state *s, int to_embed);
 
 /* input: channels-last [img_size, img_size, in_chans], preprocessed. Fills maps, pooled, logits. */

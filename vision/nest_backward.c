@@ -8,7 +8,9 @@
 
 int nest_state_enable_backward(nest_state *s, int to_embed)
 {
-    if (s->tape) return 0;
+    if (s->tape && (s->tape->to_embed || !to_embed)) return 0;
+    nn_arena_release(&s->tape_arena); /* a tape without level 0 cannot serve a to_embed request */
+    s->tape = NULL;
     const nest_config *c = &s->m->cfg;
     const int nt = nn_pool_size(s->pool);
     int64_t rows_c_max = 0, qkv_max = 0, hid_max = 0, ws_max = 0, col_max = 0;
