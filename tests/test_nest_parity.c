@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "vision/gradcat.h"
 #include "vision/nest.h"
+#include "vision/token_filter.h"
 #include "vision/token_impact.h"
 
 static const st_tensor *need(const st_file *f, const char *name, int64_t numel)
@@ -155,6 +156,40 @@ static void check_impact(nest_state *s, const st_file *ef, const char *name, con
     free(scratch);
 }
 
+/* A filter shipped inside the model: its scores, its keep mask and the filtered logits against PyTorch. */
+static void check_shipped_filter(nest_state *s, const st_file *mf, const st_file *ef, const char *name,
+                                 const float *input)
+{
+    if (!st_find(mf, "filter.fc1.weight")) return;
+    const nest_config *cfg = &s->m->cfg;
+    const int groups = tf_groups(cfg);
+    char err[256], label[96];
+    tf_filter t;
+    if (tf_filter_bind(&t, mf, "filter.", cfg->embed_dims[0], err, sizeof(err))) {
+        TU_CHECK(0, "%s: %s", name, err);
+        return;
+    }
+    const st_tensor *scores = need(ef, "filter.scores", groups), *keep = need(ef, "filter.keep", groups);
+    const st_tensor *logits = need(ef, "filter.logits", cfg->num_classes);
+    float *feat = malloc((size_t)groups * 2 * cfg->embed_dims[0] * sizeof(float));
+    float *hidden = malloc((size_t)groups * t.hidden * sizeof(float)), *sc = malloc((size_t)groups * sizeof(float));
+    uint8_t *mask = malloc((size_t)groups);
+    nest_embed(s, input);
+    tf_features(s, t.context, feat);
+    tf_scores(&t, feat, groups, hidden, sc);
+    tf_keep_topk(sc, groups, t.keep, mask);
+    snprintf(label, sizeof(label), "%s filter.scores", name);
+    if (scores) tu_close(label, sc, scores->data, groups, 1e-4f, 1e-6f);
+    for (int g = 0; keep && g < groups; g++)
+        TU_CHECK(mask[g] == (keep->data[g] > 0.5f), "%s: filter keeps token %d differently", name, g);
+    nest_forward_levels(s, mask);
+    snprintf(label, sizeof(label), "%s filter.logits", name);
+    if (logits && tu_close(label, s->logits, logits->data, cfg->num_classes, 1e-4f, 1e-6f))
+        fprintf(stderr, "%s: max err %.2e (keeping %d of %d tokens)\n", label,
+                nn_max_abs_diff(s->logits, logits->data, cfg->num_classes), (int)s->offsets[1], groups);
+    free(feat), free(hidden), free(sc), free(mask);
+}
+
 static void run_case(const char *dir, const char *name, nn_pool *pool)
 {
     char path[1024], err[512];
@@ -214,6 +249,7 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
     check_gradcat(&s, ef, name, in->data);
     check_filtered(&s, ef, name, in->data);
     check_impact(&s, ef, name, in->data);
+    check_shipped_filter(&s, mf, ef, name, in->data);
 end:
     if (stated) nest_state_release(&s);
     if (bound) nest_unbind(&m);

@@ -219,3 +219,73 @@ def forward_filtered(model, x, keep_top):
             pooled = model.norm(kept).mean(0, keepdim=True)
             return maps, model.head(pooled)
     raise AssertionError("unreachable")
+
+
+def _attention_masked(attn, x, key_keep):
+    """attn: Attention; x (B, T, N, C); key_keep (B, T, N) bool: queries attend to kept keys only."""
+    B, T, N, C = x.shape
+    qkv = attn.qkv(x).reshape(B, T, N, 3, attn.num_heads, C // attn.num_heads).permute(3, 0, 4, 1, 2, 5)
+    q, k, v = qkv.unbind(0)
+    a = (q * attn.scale) @ k.transpose(-2, -1)                          # (B, H, T, N, N)
+    allow = key_keep | ~key_keep.any(-1, keepdim=True)                  # an empty block masks nothing
+    a = a.masked_fill(~allow[:, None, :, None, :], float("-inf")).softmax(dim=-1)
+    out = (a @ v).permute(0, 2, 3, 4, 1).reshape(B, T, N, C)
+    return attn.proj(out)
+
+
+def forward_filtered_batched(model, x, keep_top):
+    """forward_filtered for a batch, with attention masks instead of gathers (same numbers up to rounding):
+    x (B, C, H, W), keep_top (B, G_top, G_top) bool. Returns logits. Used to fine-tune with a filter."""
+    L = len(model.levels)
+    h = model.patch_embed.proj(x)
+    for i, lvl in enumerate(model.levels):
+        h = lvl.pool(h).permute(0, 2, 3, 1)
+        S = lvl.block_size
+        t = blockify(h, S) + lvl.pos_embed
+        r = 2 ** (L - 1 - i)
+        m = keep_top.repeat_interleave(r, 1).repeat_interleave(r, 2)
+        kb = blockify(m[..., None].float(), S)[..., 0] > 0.5            # (B, T, N)
+        for layer in lvl.transformer_encoder:
+            y = t + layer._dp(_attention_masked(layer.attn, layer.norm1(t), kb))
+            y = y + layer._dp(layer.mlp(layer.norm2(y)))
+            t = torch.where(kb[..., None], y, t)
+        if i == L - 1:
+            w = kb[:, 0].float()[..., None]                               # (B, N, 1), one top block
+            return model.head((model.norm(t[:, 0]) * w).sum(1) / w.sum(1))
+        h = deblockify(t, S).permute(0, 3, 1, 2)
+    raise AssertionError("unreachable")
+
+
+class TokenFilter(nn.Module):
+    """The C filter (vision/token_filter.c) in PyTorch: one score per top-level token from the mean of the
+    patch + level-0 position embeddings it covers, with the image's mean row as context."""
+
+    def __init__(self, c0, hidden, context=True):
+        super().__init__()
+        self.context = context
+        self.fc1 = nn.Linear(2 * c0 if context else c0, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def forward(self, model, x):
+        L = len(model.levels)
+        e = model.patch_embed.proj(x).permute(0, 2, 3, 1)                 # (B, G0, G0, C0)
+        pos = deblockify(model.levels[0].pos_embed, model.levels[0].block_size)
+        f = e + pos
+        B, G0, _, C = f.shape
+        side = 2 ** (L - 1)
+        top = G0 // side
+        f = f.reshape(B, top, side, top, side, C).mean((2, 4)).reshape(B, top * top, C)
+        if self.context:
+            f = torch.cat([f, f.mean(1, keepdim=True).expand_as(f)], -1)
+        return self.fc2(self.act(self.fc1(f)))[..., 0].reshape(B, top, top)
+
+
+def keep_topk(scores, keep):
+    """(B, G, G) scores -> bool mask of the round(keep * G * G) best per image (at least 1)."""
+    B, G, _ = scores.shape
+    k = max(1, min(G * G, int(math.floor(keep * G * G + 0.5))))
+    idx = scores.reshape(B, -1).topk(k, dim=1).indices
+    mask = torch.zeros(B, G * G, dtype=torch.bool)
+    mask.scatter_(1, idx, True)
+    return mask.reshape(B, G, G)

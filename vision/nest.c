@@ -289,11 +289,16 @@ int nest_bind(nest_model *m, const st_file *f, const char *prefix, const nest_co
     m->head_w = bind(&b, "head.weight", c->num_classes, Cl, 0, 0);
     m->head_b = bind(&b, "head.bias", c->num_classes, 0, 0, 0);
     if (!b.rc) {
-        /* every tensor under the prefix must have been used: an extra one means a config mismatch */
+        /* every NesT tensor under the prefix must have been used: an extra one means a config mismatch
+         * (other parts of a bundle, such as "filter.", live beside them) */
+        static const char *const roots[] = {"patch_embed.", "levels.", "norm.", "head."};
         size_t plen = strlen(prefix);
         int total = 0;
-        for (int i = 0; i < st_n_tensors(f); i++)
-            if (strncmp(st_tensor_at(f, i)->name, prefix, plen) == 0) total++;
+        for (int i = 0; i < st_n_tensors(f); i++) {
+            const char *name = st_tensor_at(f, i)->name;
+            if (strncmp(name, prefix, plen) != 0) continue;
+            for (int r = 0; r < 4; r++) total += strncmp(name + plen, roots[r], strlen(roots[r])) == 0;
+        }
         if (total != b.used) {
             snprintf(err, errlen, "the file holds %d NesT tensors, the config describes %d (depths or levels "
                                   "in the metadata contradict the tensors)", total, b.used);

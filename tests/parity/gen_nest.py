@@ -6,6 +6,7 @@ Weights are random at realistic scale (timm's init plus perturbed norms and bias
     /usr/bin/python3 tests/parity/gen_nest.py --outdir DIR [--shipped models/fashion-nest.safetensors]
 """
 import argparse
+import json
 import os
 import sys
 
@@ -15,7 +16,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import safetensors_io  # noqa: E402
 from gradcat_ref import gradcat  # noqa: E402
-from nest_ref import NEST_TINY, Nest, forward_filtered, metadata  # noqa: E402
+from nest_ref import NEST_TINY, Nest, TokenFilter, forward_filtered, forward_filtered_batched, keep_topk, metadata  # noqa: E402,E501
 
 SMALL = dict(img_size=48, in_chans=3, patch_size=3, num_levels=3, embed_dims=[20, 36, 44], num_heads=[2, 3, 4],
              depths=[1, 2, 1], num_classes=7, mlp_ratio=3.0, pad_type="")
@@ -103,7 +104,19 @@ def token_impact(model, x, label):
     return torch.tensor(loo), grad
 
 
-def case(outdir, name, config, timm_keys, gen, weights=None):
+def filter_expect(model, x, weights, meta):
+    """The shipped filter in PyTorch: its scores, keep mask and the filtered logits, for the C side."""
+    cfg = json.loads(meta["filter.vidcap.config"])
+    filt = TokenFilter(model.config["embed_dims"][0], cfg["hidden"], cfg["context"])
+    filt.load_state_dict({k[len("filter."):]: v for k, v in weights.items() if k.startswith("filter.")})
+    with torch.no_grad():
+        scores = filt(model, x)
+        keep = keep_topk(scores, cfg["keep"])
+        logits = forward_filtered_batched(model, x, keep)
+    return {"filter.scores": scores[0].flatten(), "filter.keep": keep[0].flatten().float(), "filter.logits": logits[0]}
+
+
+def case(outdir, name, config, timm_keys, gen, weights=None, meta=None):
     model = Nest(config)
     if weights is None:
         randomize(model, gen)
@@ -113,9 +126,12 @@ def case(outdir, name, config, timm_keys, gen, weights=None):
             crop=config["img_size"], pad=0, mean=[0.5] * config["in_chans"], std=[0.25] * config["in_chans"]))
         safetensors_io.save(os.path.join(outdir, f"{name}.model.safetensors"), sd, meta)
     else:
-        model.load_state_dict(weights)
+        model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("filter.")})
     x = torch.randn(1, config["in_chans"], config["img_size"], config["img_size"], generator=gen)
-    safetensors_io.save(os.path.join(outdir, f"{name}.expect.safetensors"), expect(model, x))
+    out = expect(model, x)
+    if weights is not None and "filter.fc1.weight" in weights:
+        out.update(filter_expect(model, x, weights, meta))
+    safetensors_io.save(os.path.join(outdir, f"{name}.expect.safetensors"), out)
 
 
 def main():
@@ -129,9 +145,8 @@ def main():
     case(a.outdir, "small", SMALL, False, gen)
     case(a.outdir, "nest_tiny", NEST_TINY, True, gen)
     if a.shipped:
-        import json
         sd, meta = safetensors_io.load(a.shipped)
-        case(a.outdir, "shipped", json.loads(meta["vidcap.config"]), False, gen, weights=sd)
+        case(a.outdir, "shipped", json.loads(meta["vidcap.config"]), False, gen, weights=sd, meta=meta)
         link = os.path.join(a.outdir, "shipped.model.safetensors")  # the C side reads the shipped file itself
         if os.path.lexists(link):
             os.remove(link)
