@@ -6,7 +6,7 @@ BUILD_SAN  ?= build-san
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build build-san deps deps-test demo test test-release test-san bench clean
+.PHONY: all build build-san deps deps-test demo test test-release test-san bench tradeoff clean
 
 all: build
 
@@ -37,6 +37,9 @@ test: test-release test-san
 
 bench: deps-test build
 	/usr/bin/python3 tools/bench/bench_nest.py --vidcap $(BUILD)/vidcap-bench
+
+tradeoff: deps-test build
+	sh tools/bench/tradeoff.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

@@ -74,6 +74,9 @@ int vc_top_k(const vc_state *s, int k, int *idx, float *prob);
 /* Loads a token filter (vidcap.arch = token_filter) for m's backbone; a model file that carries one under
  * "filter." has it loaded already. */
 int vc_model_load_filter(vc_model *m, const char *path, char *err, size_t errlen);
+/* The random-keep baseline instead of a learned filter: each image keeps a random set of top-level tokens
+ * (seeded per state, so runs repeat). CLI: --filter random. */
+void vc_model_use_random_filter(vc_model *m);
 int vc_model_has_filter(const vc_model *m);
 /* Keep ratio for the state's later classifications: 1 = no filtering (the default); 0 < keep < 1 needs a
  * filter. Returns VC_ERR_ARG for a ratio outside (0, 1] or when no filter is loaded. */

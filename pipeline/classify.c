@@ -19,6 +19,7 @@ vc_state *vc_state_create(const vc_model *m)
     s->input = malloc((size_t)c->img_size * c->img_size * c->in_chans * sizeof(float));
     s->probs = malloc((size_t)c->num_classes * sizeof(float));
     s->keep = 1.f;
+    s->rng = 0x9E3779B97F4A7C15ull;
     const int groups = tf_groups(c), hidden = m->has_filter ? m->filter.hidden : 1;
     s->tf_feat = malloc((size_t)groups * 2 * c->embed_dims[0] * sizeof(float));
     s->tf_hidden = malloc((size_t)groups * hidden * sizeof(float));
@@ -68,7 +69,7 @@ int vc_state_set_keep(vc_state *s, float keep, char *err, size_t errlen)
                               "vidcap filter-fit, then pass it with --filter)", keep);
         return VC_ERR_ARG;
     }
-    if (keep < 1.f) { /* the filter may have been loaded after this state was made */
+    if (keep < 1.f && !s->model->random_filter) { /* the filter may have been loaded after this state */
         float *h = realloc(s->tf_hidden, (size_t)tf_groups(&s->model->nest.cfg) * s->model->filter.hidden * sizeof(float));
         if (!h) {
             snprintf(err, errlen, "out of memory");
@@ -86,8 +87,15 @@ static void filtered_forward(vc_state *s, const float *input)
     const tf_filter *t = &s->model->filter;
     const int groups = tf_groups(&s->model->nest.cfg);
     nest_embed(&s->nest, input);
-    tf_features(&s->nest, t->context, s->tf_feat);
-    tf_scores(t, s->tf_feat, groups, s->tf_hidden, s->tf_scores);
+    if (s->model->random_filter) {
+        for (int g = 0; g < groups; g++) {
+            s->rng ^= s->rng << 13, s->rng ^= s->rng >> 7, s->rng ^= s->rng << 17;
+            s->tf_scores[g] = (float)(s->rng >> 40);
+        }
+    } else {
+        tf_features(&s->nest, t->context, s->tf_feat);
+        tf_scores(t, s->tf_feat, groups, s->tf_hidden, s->tf_scores);
+    }
     tf_keep_topk(s->tf_scores, groups, s->keep, s->tf_mask);
     nest_forward_levels(&s->nest, s->tf_mask);
 }

@@ -203,6 +203,11 @@ int vc_model_load_filter(vc_model *m, const char *path, char *err, size_t errlen
     return 0;
 }
 
+void vc_model_use_random_filter(vc_model *m)
+{
+    m->random_filter = m->has_filter = 1;
+}
+
 int vc_model_has_filter(const vc_model *m)
 {
     return m->has_filter;

@@ -22,6 +22,7 @@ struct vc_model {
     char **labels;
     tf_filter filter;     /* valid when has_filter */
     int has_filter;
+    int random_filter;    /* the random-keep baseline: scores drawn at random */
     st_file *filter_file; /* a separately loaded filter's file (NULL when it came with the model) */
 };
 
@@ -36,5 +37,6 @@ struct vc_state {
     float keep;               /* token filter keep ratio, 1 = off */
     float *tf_feat, *tf_hidden, *tf_scores;
     uint8_t *tf_mask;
+    uint64_t rng;             /* the random-keep baseline's scores */
     int explain_boxes[NEST_MAX_LEVELS][4]; /* its path in original-image pixels */
 };

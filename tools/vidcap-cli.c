@@ -62,7 +62,8 @@ static void usage_cmd(FILE *f, const cli_opts *d)
         return;
     }
     fprintf(f, "             --keep R            [1] keep ratio of the token filter, 0 < R <= 1 (1 = no filter)\n"
-               "             --filter FNAME      token filter file (vidcap filter-fit) for --keep\n");
+               "             --filter FNAME      token filter file (vidcap filter-fit) for --keep, or 'random'\n"
+               "                                 for the random-keep baseline [the model's own, if it has one]\n");
     if (explain)
         fprintf(f, "  -c C,      --class C           [predicted] class to explain, by label or index\n"
                    "  -o FNAME,  --output FNAME      heatmap PNG path (one input only)\n"
@@ -461,7 +462,9 @@ static int run_command(const char *cmd, int argc, char **argv)
         rc = EXIT_ARGS;
         goto done;
     }
-    if (o.filter && vc_model_load_filter(model, o.filter, err, sizeof(err))) {
+    if (o.filter && !strcmp(o.filter, "random")) {
+        vc_model_use_random_filter(model);
+    } else if (o.filter && vc_model_load_filter(model, o.filter, err, sizeof(err))) {
         fprintf(stderr, "vidcap: %s\n", err);
         rc = EXIT_MODEL;
         goto done;

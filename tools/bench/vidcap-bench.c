@@ -13,7 +13,7 @@
 #include "vidcap.h"
 
 static const char *usage =
-    "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32\n"
+    "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32 [KEEP [FILTER|random]]\n"
     "       vidcap-bench sgemm N THREADS ITERS\n"
     "       vidcap-bench explain MODEL.safetensors IMAGE THREADS ITERS\n"
     "  nest   loads MODEL with THREADS compute threads, reads INPUT.f32 (raw little-endian floats,\n"
@@ -91,7 +91,7 @@ static int write_floats(const char *path, const float *src, size_t n)
 
 static int bench_nest(int argc, char **argv)
 {
-    if (argc != 7) {
+    if (argc < 7 || argc > 9) {
         fputs(usage, stderr);
         return 2;
     }
@@ -129,6 +129,13 @@ static int bench_nest(int argc, char **argv)
         goto end;
     }
     if (read_floats(input_path, input, n_in)) goto end;
+    if (argc >= 8) { /* token filter: KEEP [FILTER | random] (the model's own filter when omitted) */
+        if (argc == 9 && !strcmp(argv[8], "random"))
+            vc_model_use_random_filter(m);
+        else if (argc == 9 && vc_model_load_filter(m, argv[8], err, sizeof(err)))
+            goto fail_msg;
+        if (vc_state_set_keep(s, strtof(argv[7], NULL), err, sizeof(err))) goto fail_msg;
+    }
     fprintf(stderr, "%s\n", vc_system_info(threads));
 
     if (vc_classify_tensor(s, input) != VC_OK) { /* warm-up: first touch of weights and buffers */
@@ -150,6 +157,9 @@ static int bench_nest(int argc, char **argv)
     printf("{\"ms_per_image\": %.3f, \"ms_mean\": %.3f, \"ms_min\": %.3f, \"threads\": %d, \"iters\": %d}\n",
            median(t, iters), total / iters, best, threads, iters);
     rc = 0;
+    goto end;
+fail_msg:
+    fprintf(stderr, "vidcap-bench: %s\n", err);
 end:
     vc_state_free(s);
     vc_model_free(m);
