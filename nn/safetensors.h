@@ -36,6 +36,12 @@ const char *st_meta_key(const st_file *f, int i);
 const char *st_meta_value(const st_file *f, int i);
 const char *st_meta(const st_file *f, const char *key); /* NULL when absent */
 
+/* Shared by the reader and the writer: UTF-8 validity of a NUL-terminated string; whether this host is
+ * little-endian; qsort order of (key, value) string pairs by key. */
+int st_utf8_valid(const char *s);
+int st_host_le(void);
+int st_cmp_meta(const void *a, const void *b);
+
 /* Writer: collects tensors (data is copied) and metadata, then writes atomically (temp file + rename). */
 typedef struct st_writer st_writer;
 st_writer *st_writer_create(void);

@@ -1,6 +1,7 @@
 """Writes a folder of Fashion-MNIST training images as PNGs, one sub-folder per class (named by label, one
-by index to exercise both), plus one junk folder and one corrupt image: the input of `vidcap filter-fit`.
-    make_fit_folder.py OUTDIR PER_CLASS"""
+by index to exercise both), plus one junk folder and one corrupt image unless --clean: the input of
+`vidcap filter-fit`.
+    make_fit_folder.py OUTDIR PER_CLASS [--clean]"""
 import os
 import sys
 
@@ -21,6 +22,8 @@ for img, lab in zip(images, labels):
     counts[lab] += 1
     if min(counts) >= per:
         break
+if "--clean" in sys.argv:
+    sys.exit(0)
 os.makedirs(os.path.join(out, "not-a-class"), exist_ok=True)
 Image.fromarray(images[0]).save(os.path.join(out, "not-a-class", "x.png"))
 with open(os.path.join(out, "bag", "corrupt.png"), "wb") as f:
