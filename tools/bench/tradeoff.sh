@@ -3,11 +3,11 @@
 # test images and images per second at keep 1.0, 0.7, 0.5, 0.3, with the model's learned filter and with
 # the random-keep baseline; and images per second for nest_tiny at 224 (random weights, random keep: the
 # cost does not depend on which tokens are kept).
-#   sh tools/bench/tradeoff.sh [BUILD_DIR]     (make tradeoff)
+#   sh tools/bench/tradeoff.sh [BUILD_DIR [MODEL]]     (make tradeoff; MODEL must carry a filter)
 set -eu
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-model=models/fashion-nest.safetensors
+model=${2:-models/fashion-nest.safetensors}
 work=tools/bench/.work
 mkdir -p "$work"
 /usr/bin/python3 -c "
@@ -24,7 +24,7 @@ m = Nest(NEST_TINY); randomize(m, torch.Generator().manual_seed(0))
 safetensors_io.save('$work/nest_tiny.safetensors', m.state_dict())"
 ms() { "$build/vidcap-bench" nest "$@" 2>/dev/null | sed 's/.*"ms_per_image": \([0-9.]*\).*/\1/'; }
 acc() { sh tools/eval_fashion.sh "$build/vidcap" "$model" "$@" 2>/dev/null | sed -n 's/top-1 accuracy: \([0-9.]*\)%.*/\1/p'; }
-echo "| keep | top-1, learned filter | top-1, random keep | shipped model img/s (1 thread) | speed-up | nest_tiny img/s (1 thread) | speed-up |"
+echo "| keep | top-1, learned filter | top-1, random keep | Fashion model img/s (1 thread) | speed-up | nest_tiny img/s (1 thread) | speed-up |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 base_s= base_t=
 for keep in 1.0 0.7 0.5 0.3; do
