@@ -92,6 +92,11 @@ typedef struct vc_filter_fit_params {
 } vc_filter_fit_params;
 
 vc_filter_fit_params vc_filter_fit_default_params(void);
+/* Token impact of an already decoded RGB image for class `label`, per top-level token (n = grid_top^2,
+ * returned): leave-one-out loss changes into loo (may be NULL) and the gradient x input estimate into grad
+ * (may be NULL). A negative return is an error. */
+int vc_token_impact(vc_state *s, const uint8_t *rgb, int w, int h, int label, float *loo, float *grad, char *err,
+                    size_t errlen);
 /* Fits a token filter for the state's model from DIR/<class>/<image> (class = a label of the model, or
  * its index); unreadable images and unknown class folders are reported through err_cb-free counting:
  * *skipped receives how many images were left out. Writes OUT atomically. */

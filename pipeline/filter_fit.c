@@ -97,6 +97,28 @@ static int fit_data_grow(fit_data *d, int rows, int in_dim)
     return 0;
 }
 
+int vc_token_impact(vc_state *s, const uint8_t *rgb, int w, int h, int label, float *loo, float *grad, char *err,
+                    size_t errlen)
+{
+    const nest_config *c = &s->model->nest.cfg;
+    img_rgb img = {(uint8_t *)rgb, w, h};
+    int rc;
+    if (label < 0 || label >= c->num_classes) {
+        snprintf(err, errlen, "class %d out of range", label);
+        return VC_ERR_ARG;
+    }
+    if ((rc = img_preprocess_run(&s->model->pre, &img, s->input, err, errlen))) return rc;
+    if (nest_state_enable_backward(&s->nest, 1)) return VC_ERR_NOMEM;
+    if (loo) {
+        float *scratch = malloc((size_t)c->grid[0] * c->grid[0] * c->embed_dims[0] * sizeof(float));
+        if (!scratch) return VC_ERR_NOMEM;
+        tf_impact_loo(&s->nest, s->input, label, loo, scratch);
+        free(scratch);
+    }
+    if (grad) tf_impact_grad(&s->nest, s->input, label, grad);
+    return tf_groups(c);
+}
+
 static void fit_progress(int epoch, int epochs, float loss, void *user)
 {
     const vc_filter_fit_params *p = user;

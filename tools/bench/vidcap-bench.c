@@ -2,6 +2,7 @@
  * input, and OpenBLAS sgemm on the same machine, printing one JSON line each so the script can put
  * vidcap, PyTorch and ONNX Runtime side by side. A benchmark, never a test: it reports, it does not judge. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ static const char *usage =
     "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32 [KEEP [FILTER|random]]\n"
     "       vidcap-bench sgemm N THREADS ITERS\n"
     "       vidcap-bench explain MODEL.safetensors IMAGE THREADS ITERS\n"
+    "       vidcap-bench impact MODEL.safetensors IMAGES.idx LABELS.idx N\n"
     "  nest   loads MODEL with THREADS compute threads, reads INPUT.f32 (raw little-endian floats,\n"
     "         channels-last [size, size, channels] as the model takes them), runs one warm-up forward,\n"
     "         times ITERS forwards and prints {\"ms_per_image\": median, ...}; writes the logits raw.\n"
@@ -220,6 +222,85 @@ end:
     return rc;
 }
 
+/* Spearman rank correlation of two samples */
+static double spearman(const float *a, const float *b, int n)
+{
+    double *ra = malloc((size_t)n * sizeof(double)), *rb = malloc((size_t)n * sizeof(double)), s = 0;
+    if (!ra || !rb) {
+        free(ra);
+        free(rb);
+        return NAN;
+    }
+    for (int k = 0; k < 2; k++) { /* average ranks, ties shared */
+        const float *x = k ? b : a;
+        double *r = k ? rb : ra;
+        for (int i = 0; i < n; i++) {
+            int less = 0, equal = 0;
+            for (int j = 0; j < n; j++) less += x[j] < x[i], equal += x[j] == x[i];
+            r[i] = less + (equal - 1) / 2.0;
+        }
+    }
+    double ma = 0, mb = 0, va = 0, vb = 0;
+    for (int i = 0; i < n; i++) ma += ra[i] / n, mb += rb[i] / n;
+    for (int i = 0; i < n; i++) s += (ra[i] - ma) * (rb[i] - mb), va += (ra[i] - ma) * (ra[i] - ma), vb += (rb[i] - mb) * (rb[i] - mb);
+    free(ra);
+    free(rb);
+    return s / sqrt(va * vb + 1e-30);
+}
+
+/* How well the one-backward token-impact estimate ranks tokens like the exact leave-one-out: the mean
+ * over images of the per-image Spearman correlation, on N raw IDX test images (uncompressed). */
+static int bench_impact(int argc, char **argv)
+{
+    if (argc != 6) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const int n = parse_count(argv[5], 100000);
+    char err[512];
+    int rc = 1, w = 0, h = 0;
+    vc_model *m = NULL;
+    vc_state *s = NULL;
+    FILE *fi = fopen(argv[3], "rb"), *fl = fopen(argv[4], "rb");
+    uint8_t hdr[16], lab, *gray = NULL, *rgb = NULL;
+    float loo[4096], grad[4096];
+    if (n < 0 || !fi || !fl || fread(hdr, 1, 16, fi) != 16 || fseek(fl, 8, SEEK_SET)) {
+        fprintf(stderr, "vidcap-bench: cannot read the IDX files\n");
+        goto end;
+    }
+    h = hdr[8] << 24 | hdr[9] << 16 | hdr[10] << 8 | hdr[11];
+    w = hdr[12] << 24 | hdr[13] << 16 | hdr[14] << 8 | hdr[15];
+    gray = malloc((size_t)w * h);
+    rgb = malloc((size_t)w * h * 3);
+    if (!gray || !rgb || vc_model_load(argv[2], vc_model_default_params(), &m, err, sizeof(err)) || !(s = vc_state_create(m))) {
+        fprintf(stderr, "vidcap-bench: %s\n", m ? "out of memory" : err);
+        goto end;
+    }
+    double sum = 0;
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        if (fread(gray, 1, (size_t)w * h, fi) != (size_t)w * h || fread(&lab, 1, 1, fl) != 1) break;
+        for (int p = 0; p < w * h; p++) rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = gray[p];
+        int g = vc_token_impact(s, rgb, w, h, lab, loo, grad, err, sizeof(err));
+        if (g < 0) {
+            fprintf(stderr, "vidcap-bench: %s\n", err);
+            goto end;
+        }
+        sum += spearman(loo, grad, g);
+        done++;
+    }
+    printf("{\"images\": %d, \"mean_spearman_loo_vs_grad\": %.3f}\n", done, sum / (done ? done : 1));
+    rc = 0;
+end:
+    if (fi) fclose(fi);
+    if (fl) fclose(fl);
+    free(gray);
+    free(rgb);
+    vc_state_free(s);
+    vc_model_free(m);
+    return rc;
+}
+
 /* The cost of one explanation (recorded forward + backward + GradCAT walk) against one classification. */
 static int bench_explain(int argc, char **argv)
 {
@@ -271,6 +352,7 @@ end:
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "explain") == 0) return bench_explain(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "impact") == 0) return bench_impact(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "nest") == 0) return bench_nest(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sgemm") == 0) return bench_sgemm(argc, argv);
     fputs(usage, stderr);
