@@ -19,7 +19,7 @@ enum vc_status {
     VC_ERR_UNSUPPORTED = -3, /* well-formed but not something vidcap handles */
     VC_ERR_MODEL = -4,       /* weights do not form the model the metadata or the command asks for */
     VC_ERR_NOMEM = -5,
-    VC_ERR_ARG = -6,         /* invalid parameter from the caller */
+    VC_ERR_ARG = -6, /* invalid parameter from the caller */
 };
 
 const char *vc_version(void);
@@ -65,7 +65,7 @@ int vc_input_size(const vc_model *m);
 int vc_input_channels(const vc_model *m);
 int vc_classify_tensor(vc_state *s, const float *input);
 int vc_n_classes(const vc_state *s);
-const float *vc_probs(const vc_state *s);  /* softmax of the logits */
+const float *vc_probs(const vc_state *s); /* softmax of the logits */
 const float *vc_logits(const vc_state *s);
 /* The k best classes, most probable first; returns how many were written (min(k, classes)). */
 int vc_top_k(const vc_state *s, int k, int *idx, float *prob);
@@ -85,8 +85,8 @@ int vc_state_set_keep(vc_state *s, float keep, char *err, size_t errlen);
 enum vc_impact_labels { VC_LABELS_AUTO = 0, VC_LABELS_LOO = 1, VC_LABELS_GRAD = 2 };
 typedef struct vc_filter_fit_params {
     int epochs;
-    float keep;        /* default keep ratio written into the filter */
-    int labels;        /* enum vc_impact_labels: AUTO = leave-one-out up to 64 tokens, else gradient x input */
+    float keep; /* default keep ratio written into the filter */
+    int labels; /* enum vc_impact_labels: AUTO = leave-one-out up to 64 tokens, else gradient x input */
     void (*progress)(const char *stage, int done, int total, void *user_data);
     void *user_data;
 } vc_filter_fit_params;
@@ -95,8 +95,8 @@ vc_filter_fit_params vc_filter_fit_default_params(void);
 /* Token impact of an already decoded RGB image for class `label`, per top-level token (n = grid_top^2,
  * returned): leave-one-out loss changes into loo (may be NULL) and the gradient x input estimate into grad
  * (may be NULL). A negative return is an error. */
-int vc_token_impact(vc_state *s, const uint8_t *rgb, int w, int h, int label, float *loo, float *grad, char *err,
-                    size_t errlen);
+int vc_token_impact(vc_state *s, const uint8_t *rgb, int w, int h, int label, float *loo, float *grad,
+                    char *err, size_t errlen);
 /* Fits a token filter for the state's model from DIR/<class>/<image> (class = a label of the model, or
  * its index); unreadable images and unknown class folders are reported through err_cb-free counting:
  * *skipped receives how many images were left out. Writes OUT atomically. */
@@ -105,9 +105,9 @@ int vc_filter_fit(vc_state *s, const char *dir, vc_filter_fit_params p, const ch
 
 /* ---- explanation (GradCAT) ---- */
 typedef struct vc_explain_params {
-    int target;        /* class to explain; -1 = the predicted class */
-    int flip_sign;     /* score with -A * d log p / dA instead (the paper's sign is ambiguous) */
-    const char *png;   /* when not NULL, write the heatmap picture here (temp file + rename) */
+    int target;      /* class to explain; -1 = the predicted class */
+    int flip_sign;   /* score with -A * d log p / dA instead (the paper's sign is ambiguous) */
+    const char *png; /* when not NULL, write the heatmap picture here (temp file + rename) */
 } vc_explain_params;
 
 vc_explain_params vc_explain_default_params(void);

@@ -63,15 +63,16 @@ static void attn_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, v,
                     (int)ld, 0.f, O, (int)d);
         for (int64_t n = 0; n < N; n++)
-            for (int64_t e = 0; e < d; e++) out[n * C + e * H + h] = O[n * d + e];
+            for (int64_t e = 0; e < d; e++)
+                out[n * C + e * H + h] = O[n * d + e];
     }
 }
 
 void nn_attention(nn_pool *p, const nn_attention_shape *s, const float *qkv, float *probs, float *out,
                   float *ws)
 {
-    attn_job j = {.s = s, .qkv = qkv, .probs = probs, .out = out, .ws = ws,
-                  .ws_per_thread = attn_ws_per_thread(s)};
+    attn_job j = {
+        .s = s, .qkv = qkv, .probs = probs, .out = out, .ws = ws, .ws_per_thread = attn_ws_per_thread(s)};
     nn_pool_run(p, s->blocks * s->heads, 1, attn_pairs, &j);
 }
 
@@ -91,12 +92,13 @@ static void attn_backward_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
         const float *P = j->probs_in + pair * N * N;
         const float *dout = j->dout + t * N * C;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t e = 0; e < d; e++) dO[n * d + e] = dout[n * C + merged_col(s, h, e, d)];
+            for (int64_t e = 0; e < d; e++)
+                dO[n * d + e] = dout[n * C + merged_col(s, h, e, d)];
         float *dq = j->dqkv + t * N * ld + h * d, *dk = dq + C, *dv = dq + 2 * C;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, dO, (int)d,
-                    0.f, dv, (int)ld);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)N, (int)d, 1.f, dO, (int)d, v, (int)ld,
-                    0.f, dP, (int)N);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, dO,
+                    (int)d, 0.f, dv, (int)ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)N, (int)d, 1.f, dO, (int)d, v,
+                    (int)ld, 0.f, dP, (int)N);
         nn_softmax_backward(P, dP, N, N, dP);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, scale, dP, (int)N, k,
                     (int)ld, 0.f, dq, (int)ld);
@@ -108,7 +110,12 @@ static void attn_backward_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
 void nn_attention_backward(nn_pool *p, const nn_attention_shape *s, const float *qkv, const float *probs,
                            const float *dout, float *dqkv, float *ws)
 {
-    attn_job j = {.s = s, .qkv = qkv, .probs_in = probs, .dout = dout, .dqkv = dqkv, .ws = ws,
+    attn_job j = {.s = s,
+                  .qkv = qkv,
+                  .probs_in = probs,
+                  .dout = dout,
+                  .dqkv = dqkv,
+                  .ws = ws,
                   .ws_per_thread = attn_ws_per_thread(s)};
     nn_pool_run(p, s->blocks * s->heads, 1, attn_backward_pairs, &j);
 }

@@ -17,5 +17,6 @@ void nn_batchnorm_backward(const float *dy, int64_t rows, int64_t C, const float
                            float eps, float *dx)
 {
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < C; c++) dx[r * C + c] = dy[r * C + c] * (gamma ? gamma[c] : 1.f) / sqrtf(var[c] + eps);
+        for (int64_t c = 0; c < C; c++)
+            dx[r * C + c] = dy[r * C + c] * (gamma ? gamma[c] : 1.f) / sqrtf(var[c] + eps);
 }

@@ -32,8 +32,8 @@ void nn_sysinfo(char *buf, size_t len, int n_threads)
  * OPENBLAS_CORETYPE; this names the core the CPU supports when the choice fell that low, else NULL. */
 const char *nn_blas_preferred_core(void)
 {
-    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
-                                          "Atom", "Barcelona", "Opteron", "Katmai", "Northwood"};
+    static const char *const generic[] = {"Prescott", "Core2",     "Penryn",  "Dunnington", "Nehalem",
+                                          "Atom",     "Barcelona", "Opteron", "Katmai",     "Northwood"};
     const char *core = openblas_get_corename();
     int fallback = 0;
     for (size_t i = 0; core && i < sizeof(generic) / sizeof(generic[0]); i++)

@@ -14,18 +14,20 @@ void nn_conv1d_depthwise(const float *x, int64_t T, int64_t C, const float *w, c
     const int64_t To = nn_conv1d_depthwise_out(T, K, pad);
     for (int64_t t = 0; t < To; t++) {
         float *out = y + t * C;
-        for (int64_t c = 0; c < C; c++) out[c] = b ? b[c] : 0.f;
+        for (int64_t c = 0; c < C; c++)
+            out[c] = b ? b[c] : 0.f;
         for (int64_t k = 0; k < K; k++) {
             int64_t ti = t - pad + k;
             if (ti < 0 || ti >= T) continue;
             const float *in = x + ti * C;
-            for (int64_t c = 0; c < C; c++) out[c] += w[c * K + k] * in[c];
+            for (int64_t c = 0; c < C; c++)
+                out[c] += w[c * K + k] * in[c];
         }
     }
 }
 
-void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const float *w, int64_t K, int64_t pad,
-                                  float *dx)
+void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const float *w, int64_t K,
+                                  int64_t pad, float *dx)
 {
     const int64_t To = nn_conv1d_depthwise_out(T, K, pad);
     memset(dx, 0, (size_t)(T * C) * sizeof(float));
@@ -33,6 +35,7 @@ void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const f
         for (int64_t k = 0; k < K; k++) {
             int64_t ti = t - pad + k;
             if (ti < 0 || ti >= T) continue;
-            for (int64_t c = 0; c < C; c++) dx[ti * C + c] += w[c * K + k] * dy[t * C + c];
+            for (int64_t c = 0; c < C; c++)
+                dx[ti * C + c] += w[c * K + k] * dy[t * C + c];
         }
 }

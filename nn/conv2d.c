@@ -45,7 +45,8 @@ static void im2col_rows(void *ctx, int64_t oy0, int64_t oy1, int thread)
                     int64_t ix = ox * s->stride - s->pad + kx;
                     int inside = iy >= 0 && iy < s->in_h && ix >= 0 && ix < s->in_w;
                     const float *px = j->x + (iy * s->in_w + ix) * C;
-                    for (int64_t c = 0; c < C; c++) row[(c * K + ky) * K + kx] = inside ? px[c] : 0.f;
+                    for (int64_t c = 0; c < C; c++)
+                        row[(c * K + ky) * K + kx] = inside ? px[c] : 0.f;
                 }
             }
         }
@@ -86,7 +87,8 @@ void nn_conv2d_backward(nn_pool *p, const nn_conv2d_shape *s, const float *dy, c
                     int64_t ix = ox * s->stride - s->pad + kx;
                     if (ix < 0 || ix >= s->in_w) continue;
                     float *px = dx + (iy * s->in_w + ix) * C;
-                    for (int64_t c = 0; c < C; c++) px[c] += row[(c * K + ky) * K + kx];
+                    for (int64_t c = 0; c < C; c++)
+                        px[c] += row[(c * K + ky) * K + kx];
                 }
             }
         }

@@ -15,10 +15,12 @@ typedef struct {
 static void row_stats(const float *x, int64_t C, float eps, float *mean_out, float *rstd_out)
 {
     float mean = 0.f;
-    for (int64_t c = 0; c < C; c++) mean += x[c];
+    for (int64_t c = 0; c < C; c++)
+        mean += x[c];
     mean /= (float)C;
     float var = 0.f;
-    for (int64_t c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
+    for (int64_t c = 0; c < C; c++)
+        var += (x[c] - mean) * (x[c] - mean);
     var /= (float)C;
     *mean_out = mean;
     *rstd_out = 1.f / sqrtf(var + eps);

@@ -24,7 +24,8 @@ static void linear_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     float *y = j->y + r0 * j->out;
     float beta = 0.f;
     if (j->b) {
-        for (int64_t r = 0; r < rows; r++) memcpy(y + r * j->out, j->b, (size_t)j->out * sizeof(float));
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(y + r * j->out, j->b, (size_t)j->out * sizeof(float));
         beta = 1.f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)j->out, (int)j->in, 1.f,
@@ -39,11 +40,12 @@ static void linear_cols(void *ctx, int64_t o0, int64_t o1, int thread)
     const int64_t rows = j->rows, cols = o1 - o0;
     float beta = 0.f;
     if (j->b) {
-        for (int64_t r = 0; r < rows; r++) memcpy(j->y + r * j->out + o0, j->b + o0, (size_t)cols * sizeof(float));
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(j->y + r * j->out + o0, j->b + o0, (size_t)cols * sizeof(float));
         beta = 1.f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)j->in, 1.f, j->x, (int)j->in,
-                j->w + o0 * j->in, (int)j->in, beta, j->y + o0, (int)j->out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)j->in, 1.f, j->x,
+                (int)j->in, j->w + o0 * j->in, (int)j->in, beta, j->y + o0, (int)j->out);
 }
 
 void nn_linear(nn_pool *p, const float *x, int64_t rows, int64_t in, const float *w, const float *b,
@@ -70,17 +72,19 @@ void nn_linear_backward(nn_pool *p, const float *dy, int64_t rows, int64_t out, 
     nn_pool_run(p, rows, NN_LINEAR_GRAIN, linear_backward_rows, &j);
 }
 
-void nn_linear_backward_weights(const float *dy, const float *x, int64_t rows, int64_t in, int64_t out, float *dw,
-                                float *db)
+void nn_linear_backward_weights(const float *dy, const float *x, int64_t rows, int64_t in, int64_t out,
+                                float *dw, float *db)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.f, dy, (int)out, x, (int)in,
-                1.f, dw, (int)in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)rows, 1.f, dy, (int)out, x,
+                (int)in, 1.f, dw, (int)in);
     if (db)
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t o = 0; o < out; o++) db[o] += dy[r * out + o];
+            for (int64_t o = 0; o < out; o++)
+                db[o] += dy[r * out + o];
 }
 
 void nn_add(const float *a, const float *b, int64_t n, float *out)
 {
-    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
 }

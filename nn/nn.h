@@ -34,7 +34,7 @@ typedef struct nn_arena {
     size_t size, used;
 } nn_arena;
 
-int nn_arena_init(nn_arena *a, size_t size);   /* 0, or -1 when out of memory */
+int nn_arena_init(nn_arena *a, size_t size);     /* 0, or -1 when out of memory */
 void *nn_arena_alloc(nn_arena *a, size_t bytes); /* 64-byte aligned; NULL when the arena is full */
 float *nn_arena_floats(nn_arena *a, int64_t n);
 void nn_arena_reset(nn_arena *a);
@@ -73,8 +73,8 @@ void nn_linear_backward(nn_pool *p, const float *dy, int64_t rows, int64_t out, 
                         float *dx);
 /* Weight gradients, accumulated (for training small heads such as the token filter):
  * dw[out,in] += dy^T . x, db[out] += sum over rows of dy (db may be NULL). */
-void nn_linear_backward_weights(const float *dy, const float *x, int64_t rows, int64_t in, int64_t out, float *dw,
-                                float *db);
+void nn_linear_backward_weights(const float *dy, const float *x, int64_t rows, int64_t in, int64_t out,
+                                float *dw, float *db);
 
 /* Per row of C values: (x - mean) / sqrt(biased var + eps) * gamma + beta. y may equal x. */
 void nn_layernorm(nn_pool *p, const float *x, int64_t rows, int64_t C, const float *gamma, const float *beta,
@@ -153,8 +153,8 @@ void nn_meanpool_backward(const float *dy, int64_t rows, int64_t C, float *dx);
 int64_t nn_conv1d_depthwise_out(int64_t T, int64_t K, int64_t pad);
 void nn_conv1d_depthwise(const float *x, int64_t T, int64_t C, const float *w, const float *b, int64_t K,
                          int64_t pad, float *y);
-void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const float *w, int64_t K, int64_t pad,
-                                  float *dx);
+void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const float *w, int64_t K,
+                                  int64_t pad, float *dx);
 
 /* Batch norm in eval mode on channels-last x[rows, C]: (x - mean) / sqrt(var + eps) * gamma + beta. */
 void nn_batchnorm(const float *x, int64_t rows, int64_t C, const float *mean, const float *var,

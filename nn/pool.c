@@ -36,8 +36,7 @@ void nn_maxpool3x3s2(const float *x, int64_t h, int64_t w, int64_t c, nn_pool_pa
                     int64_t ix = ox * 2 - px + kx;
                     if (ix < 0 || ix >= w) continue;
                     const float *in = x + (iy * w + ix) * c;
-                    if (first)
-                        memcpy(out, in, (size_t)c * sizeof(float));
+                    if (first) memcpy(out, in, (size_t)c * sizeof(float));
                     if (am) {
                         for (int64_t ch = 0; ch < c; ch++)
                             if (first || in[ch] > out[ch]) {
@@ -45,7 +44,8 @@ void nn_maxpool3x3s2(const float *x, int64_t h, int64_t w, int64_t c, nn_pool_pa
                                 am[ch] = (int32_t)((iy * w + ix) * c + ch);
                             }
                     } else if (!first) {
-                        for (int64_t ch = 0; ch < c; ch++) out[ch] = in[ch] > out[ch] ? in[ch] : out[ch];
+                        for (int64_t ch = 0; ch < c; ch++)
+                            out[ch] = in[ch] > out[ch] ? in[ch] : out[ch];
                     }
                     first = 0;
                 }
@@ -56,19 +56,23 @@ void nn_maxpool3x3s2(const float *x, int64_t h, int64_t w, int64_t c, nn_pool_pa
 void nn_maxpool_backward(const float *dy, const int32_t *argmax, int64_t out_n, int64_t in_n, float *dx)
 {
     memset(dx, 0, (size_t)in_n * sizeof(float));
-    for (int64_t i = 0; i < out_n; i++) dx[argmax[i]] += dy[i];
+    for (int64_t i = 0; i < out_n; i++)
+        dx[argmax[i]] += dy[i];
 }
 
 void nn_meanpool(const float *x, int64_t rows, int64_t C, float *y)
 {
     memset(y, 0, (size_t)C * sizeof(float));
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < C; c++) y[c] += x[r * C + c];
-    for (int64_t c = 0; c < C; c++) y[c] /= (float)rows;
+        for (int64_t c = 0; c < C; c++)
+            y[c] += x[r * C + c];
+    for (int64_t c = 0; c < C; c++)
+        y[c] /= (float)rows;
 }
 
 void nn_meanpool_backward(const float *dy, int64_t rows, int64_t C, float *dx)
 {
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < C; c++) dx[r * C + c] = dy[c] / (float)rows;
+        for (int64_t c = 0; c < C; c++)
+            dx[r * C + c] = dy[c] / (float)rows;
 }

@@ -29,7 +29,7 @@ void st_close(st_file *f); /* NULL is a no-op */
 
 const char *st_path(const st_file *f);
 int st_n_tensors(const st_file *f);
-const st_tensor *st_tensor_at(const st_file *f, int i); /* sorted by name */
+const st_tensor *st_tensor_at(const st_file *f, int i);       /* sorted by name */
 const st_tensor *st_find(const st_file *f, const char *name); /* NULL when absent */
 int st_n_meta(const st_file *f);
 const char *st_meta_key(const st_file *f, int i);

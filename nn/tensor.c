@@ -18,7 +18,8 @@ nn_tensor nn_tensor_view(float *data, int ndim, const int64_t *shape)
 int64_t nn_tensor_numel(const nn_tensor *t)
 {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
     return n;
 }
 

@@ -109,7 +109,8 @@ void nn_pool_free(nn_pool *p)
     atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    for (int i = 1; i < p->n; i++)
+        pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->start);
     pthread_cond_destroy(&p->done);
@@ -143,10 +144,12 @@ void nn_pool_run(nn_pool *p, int64_t n, int64_t grain, nn_task_fn fn, void *ctx)
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->mu);
     run_chunk(p, 0);
-    for (int i = 0; i < NN_SPIN && atomic_load(&p->pending) > 0; i++) cpu_relax();
+    for (int i = 0; i < NN_SPIN && atomic_load(&p->pending) > 0; i++)
+        cpu_relax();
     if (atomic_load(&p->pending) > 0) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
+        while (atomic_load(&p->pending) > 0)
+            pthread_cond_wait(&p->done, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
 }

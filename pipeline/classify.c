@@ -36,7 +36,8 @@ vc_state *vc_state_create(const vc_model *m)
 void vc_state_free(vc_state *s)
 {
     if (!s) return;
-    for (int i = 0; i < NEST_MAX_LEVELS; i++) free(s->explain.score_maps[i]);
+    for (int i = 0; i < NEST_MAX_LEVELS; i++)
+        free(s->explain.score_maps[i]);
     nest_state_release(&s->nest);
     nn_pool_free(s->pool);
     free(s->tf_feat);
@@ -65,12 +66,15 @@ int vc_state_set_keep(vc_state *s, float keep, char *err, size_t errlen)
         return VC_ERR_ARG;
     }
     if (keep < 1.f && !s->model->has_filter) {
-        snprintf(err, errlen, "keep ratio %g needs a token filter: the model has none (fit one with "
-                              "vidcap filter-fit, then pass it with --filter)", keep);
+        snprintf(err, errlen,
+                 "keep ratio %g needs a token filter: the model has none (fit one with "
+                 "vidcap filter-fit, then pass it with --filter)",
+                 keep);
         return VC_ERR_ARG;
     }
     if (keep < 1.f && !s->model->random_filter) { /* the filter may have been loaded after this state */
-        float *h = realloc(s->tf_hidden, (size_t)tf_groups(&s->model->nest.cfg) * s->model->filter.hidden * sizeof(float));
+        float *h = realloc(s->tf_hidden,
+                           (size_t)tf_groups(&s->model->nest.cfg) * s->model->filter.hidden * sizeof(float));
         if (!h) {
             snprintf(err, errlen, "out of memory");
             return VC_ERR_NOMEM;
@@ -156,7 +160,8 @@ int vc_top_k(const vc_state *s, int k, int *idx, float *prob)
         int best = -1;
         for (int c = 0; c < n; c++) {
             int taken = 0;
-            for (int j = 0; j < i; j++) taken |= idx[j] == c;
+            for (int j = 0; j < i; j++)
+                taken |= idx[j] == c;
             if (!taken && (best < 0 || s->probs[c] > s->probs[best])) best = c;
         }
         idx[i] = best;

@@ -77,7 +77,8 @@ int vc_explain_file(vc_state *s, const char *path, vc_explain_params p, char *er
     img_rgb img = {0}, pic = {0};
     int rc;
     if (p.target >= c->num_classes) {
-        snprintf(err, errlen, "class index %d out of range (the model has %d classes)", p.target, c->num_classes);
+        snprintf(err, errlen, "class index %d out of range (the model has %d classes)", p.target,
+                 c->num_classes);
         return VC_ERR_ARG;
     }
     if ((rc = ensure_buffers(s))) {
@@ -106,15 +107,17 @@ int vc_explain_file(vc_state *s, const char *path, vc_explain_params p, char *er
         b[1] = (int)((n->y0 - m->pre.pad + g.top) / sy + 0.5);
         b[2] = (int)((n->x1 - m->pre.pad + g.left) / sx + 0.5);
         b[3] = (int)((n->y1 - m->pre.pad + g.top) / sy + 0.5);
-        for (int k = 0; k < 4; k++) b[k] = b[k] < 0 ? 0 : b[k] > (k % 2 ? img.h : img.w) ? (k % 2 ? img.h : img.w) : b[k];
+        for (int k = 0; k < 4; k++)
+            b[k] = b[k] < 0 ? 0 : b[k] > (k % 2 ? img.h : img.w) ? (k % 2 ? img.h : img.w) : b[k];
         if (i == 0) continue; /* the root is the whole model view: no box */
-        boxes[n_boxes] = (heatmap_box){n->x0, n->y0, n->x1, n->y1,
-                                       s->explain.n_path > 2 ? 128 + 127 * (i - 1) / (s->explain.n_path - 2) : 255};
+        boxes[n_boxes] =
+            (heatmap_box){n->x0, n->y0, n->x1, n->y1,
+                          s->explain.n_path > 2 ? 128 + 127 * (i - 1) / (s->explain.n_path - 2) : 255};
         n_boxes++;
     }
     if (p.png) {
-        if ((rc = heatmap_render(&img, &m->pre, s->explain.score_maps[0], c->grid[0], c->patch_size, boxes, n_boxes,
-                                 &pic))) {
+        if ((rc = heatmap_render(&img, &m->pre, s->explain.score_maps[0], c->grid[0], c->patch_size, boxes,
+                                 n_boxes, &pic))) {
             snprintf(err, errlen, "%s: out of memory rendering the heatmap", path);
             goto end;
         }

@@ -52,7 +52,8 @@ static char **list_dir(const char *path, int *n)
 
 static void free_list(char **names, int n)
 {
-    for (int i = 0; i < n && names; i++) free(names[i]);
+    for (int i = 0; i < n && names; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -70,7 +71,8 @@ static int class_of(const vc_model *m, const char *folder)
     if (c >= 0) return c;
     for (int i = 0; i < m->n_labels; i++) {
         const char *a = m->labels[i], *b = folder;
-        while (*a && *b && (*a == *b || (*a == '/' && *b == '-'))) a++, b++;
+        while (*a && *b && (*a == *b || (*a == '/' && *b == '-')))
+            a++, b++;
         if (!*a && !*b) return i;
     }
     char *end;
@@ -87,7 +89,8 @@ static int fit_data_grow(fit_data *d, int rows, int in_dim)
 {
     if (d->n + rows <= d->cap) return 0;
     int64_t cap = d->cap ? 2 * d->cap : 4096;
-    while (cap < d->n + rows) cap *= 2;
+    while (cap < d->n + rows)
+        cap *= 2;
     float *f = realloc(d->feat, (size_t)cap * in_dim * sizeof(float));
     if (f) d->feat = f;
     float *l = realloc(d->labels, (size_t)cap * sizeof(float));
@@ -97,8 +100,8 @@ static int fit_data_grow(fit_data *d, int rows, int in_dim)
     return 0;
 }
 
-int vc_token_impact(vc_state *s, const uint8_t *rgb, int w, int h, int label, float *loo, float *grad, char *err,
-                    size_t errlen)
+int vc_token_impact(vc_state *s, const uint8_t *rgb, int w, int h, int label, float *loo, float *grad,
+                    char *err, size_t errlen)
 {
     const nest_config *c = &s->model->nest.cfg;
     img_rgb img = {(uint8_t *)rgb, w, h};
@@ -185,7 +188,8 @@ int vc_filter_fit(vc_state *s, const char *dir, vc_filter_fit_params p, const ch
                 goto end;
             }
             tf_features(&s->nest, 1, d.feat + (size_t)d.n * in_dim); /* s->nest.embed holds this image's */
-            for (int g = 0; g < groups; g++) d.labels[d.n + g] = delta[g] > 0.f;
+            for (int g = 0; g < groups; g++)
+                d.labels[d.n + g] = delta[g] > 0.f;
             d.n += groups;
             (*n_images)++;
             if (p.progress) p.progress("token-impact labels", *n_images, 0, p.user_data);
@@ -193,12 +197,19 @@ int vc_filter_fit(vc_state *s, const char *dir, vc_filter_fit_params p, const ch
         free_list(files, n_files);
     }
     if (!classes_used || !*n_images) {
-        snprintf(err, errlen, "%s: no usable images (want one sub-folder per class, named by label or index)", dir);
+        snprintf(err, errlen, "%s: no usable images (want one sub-folder per class, named by label or index)",
+                 dir);
         rc = VC_ERR_ARG;
         goto end;
     }
-    tf_fit_params fp = {.hidden = C0, .context = 1, .epochs = p.epochs, .lr = 1e-3f, .keep = p.keep, .seed = 1,
-                        .progress = fit_progress, .user_data = &p};
+    tf_fit_params fp = {.hidden = C0,
+                        .context = 1,
+                        .epochs = p.epochs,
+                        .lr = 1e-3f,
+                        .keep = p.keep,
+                        .seed = 1,
+                        .progress = fit_progress,
+                        .user_data = &p};
     tf_filter t;
     if ((rc = tf_fit(d.feat, d.labels, d.n, in_dim, &fp, &t))) {
         snprintf(err, errlen, "out of memory fitting the filter");

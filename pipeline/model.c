@@ -107,25 +107,30 @@ static int load_nest(vc_model *m, char *err, size_t errlen)
     if (arch) {
         const char *fmt = st_meta(f, "vidcap.format");
         if (fmt && atoi(fmt) > VC_FORMAT_VERSION) {
-            snprintf(err, errlen, "vidcap.format %s is newer than this vidcap reads (%d): upgrade vidcap", fmt,
-                     VC_FORMAT_VERSION);
+            snprintf(err, errlen, "vidcap.format %s is newer than this vidcap reads (%d): upgrade vidcap",
+                     fmt, VC_FORMAT_VERSION);
             return VC_ERR_UNSUPPORTED;
         }
         if (strcmp(arch, "nest") != 0) {
-            snprintf(err, errlen, "model architecture is '%.40s', this command needs a NesT classifier", arch);
+            snprintf(err, errlen, "model architecture is '%.40s', this command needs a NesT classifier",
+                     arch);
             return VC_ERR_MODEL;
         }
         const char *cj = st_meta(f, "vidcap.config"), *lj = st_meta(f, "vidcap.labels");
         const char *pj = st_meta(f, "vidcap.preprocess");
         if (!cj || !lj || !pj) {
-            snprintf(err, errlen, "NesT metadata lacks vidcap.%s", !cj ? "config" : !lj ? "labels" : "preprocess");
+            snprintf(err, errlen, "NesT metadata lacks vidcap.%s",
+                     !cj   ? "config"
+                     : !lj ? "labels"
+                           : "preprocess");
             return VC_ERR_MODEL;
         }
         if ((rc = nest_config_parse(cj, &cfg, err, errlen))) return rc;
         if ((rc = parse_labels(m, lj, cfg.num_classes, err, errlen))) return rc;
         if ((rc = img_preprocess_parse(pj, &m->pre, err, errlen))) return rc;
         if (m->pre.channels != cfg.in_chans || img_preprocess_side(&m->pre) != cfg.img_size) {
-            snprintf(err, errlen, "vidcap.preprocess gives %d channels at %d px, the network takes %d at %d px",
+            snprintf(err, errlen,
+                     "vidcap.preprocess gives %d channels at %d px, the network takes %d at %d px",
                      m->pre.channels, img_preprocess_side(&m->pre), cfg.in_chans, cfg.img_size);
             return VC_ERR_MODEL;
         }
@@ -137,13 +142,15 @@ static int load_nest(vc_model *m, char *err, size_t errlen)
         if ((rc = builtin_labels(m, cfg.num_classes))) return rc;
         m->pre = img_preprocess_timm_imagenet();
         if (cfg.in_chans != 3 || cfg.img_size != img_preprocess_side(&m->pre)) {
-            snprintf(err, errlen, "timm NesT with %d channels at %d px: only 3 x 224 checkpoints are supported",
+            snprintf(err, errlen,
+                     "timm NesT with %d channels at %d px: only 3 x 224 checkpoints are supported",
                      cfg.in_chans, cfg.img_size);
             return VC_ERR_UNSUPPORTED;
         }
         snprintf(m->description, sizeof(m->description),
-                 "timm NesT checkpoint (dims %d/%d/%d), ImageNet-1k labels and preprocessing", cfg.embed_dims[0],
-                 cfg.num_levels > 1 ? cfg.embed_dims[1] : 0, cfg.num_levels > 2 ? cfg.embed_dims[2] : 0);
+                 "timm NesT checkpoint (dims %d/%d/%d), ImageNet-1k labels and preprocessing",
+                 cfg.embed_dims[0], cfg.num_levels > 1 ? cfg.embed_dims[1] : 0,
+                 cfg.num_levels > 2 ? cfg.embed_dims[2] : 0);
     }
     snprintf(m->arch, sizeof(m->arch), "nest");
     if ((rc = nest_bind(&m->nest, f, "", &cfg, err, errlen))) return rc;
@@ -218,7 +225,8 @@ void vc_model_free(vc_model *m)
     if (!m) return;
     st_close(m->filter_file);
     nest_unbind(&m->nest);
-    for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
+    for (int i = 0; i < m->n_labels; i++)
+        free(m->labels[i]);
     free(m->labels);
     st_close(m->file);
     free(m);

@@ -20,7 +20,7 @@ struct vc_model {
     img_preprocess pre;
     int n_labels;
     char **labels;
-    tf_filter filter;     /* valid when has_filter */
+    tf_filter filter; /* valid when has_filter */
     int has_filter;
     int random_filter;    /* the random-keep baseline: scores drawn at random */
     st_file *filter_file; /* a separately loaded filter's file (NULL when it came with the model) */
@@ -33,10 +33,10 @@ struct vc_state {
     nest_state nest;
     float *input; /* preprocessed image, channels-last */
     float *probs;
-    gradcat_result explain;   /* the last vc_explain_file */
-    float keep;               /* token filter keep ratio, 1 = off */
+    gradcat_result explain; /* the last vc_explain_file */
+    float keep;             /* token filter keep ratio, 1 = off */
     float *tf_feat, *tf_hidden, *tf_scores;
     uint8_t *tf_mask;
-    uint64_t rng;             /* the random-keep baseline's scores */
+    uint64_t rng;                          /* the random-keep baseline's scores */
     int explain_boxes[NEST_MAX_LEVELS][4]; /* its path in original-image pixels */
 };

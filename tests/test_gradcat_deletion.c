@@ -26,7 +26,8 @@ static float prob_blanked(nest_state *s, const img_preprocess *pre, const float 
     memcpy(tmp, input, (size_t)side * side * ch * sizeof(float));
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++)
-            for (int k = 0; k < ch; k++) tmp[((size_t)y * side + x) * ch + k] = 0.f; /* the mean pixel */
+            for (int k = 0; k < ch; k++)
+                tmp[((size_t)y * side + x) * ch + k] = 0.f; /* the mean pixel */
     nest_forward(s, tmp);
     float p[4096];
     const int n = s->m->cfg.num_classes;
@@ -42,14 +43,17 @@ static int gradcam_block(nest_state *s, int c)
     const nest_config *cfg = &s->m->cfg;
     const int L = cfg->num_levels - 1, G = cfg->grid[L], C = cfg->embed_dims[L];
     float *d = s->tape->dlogits;
-    for (int k = 0; k < cfg->num_classes; k++) d[k] = (float)(k == c);
+    for (int k = 0; k < cfg->num_classes; k++)
+        d[k] = (float)(k == c);
     nest_backward(s, d);
     float w[8192] = {0}, cam[4096];
     for (int p = 0; p < G * G; p++)
-        for (int k = 0; k < C; k++) w[k] += s->tape->grads[L][p * C + k] / (float)(G * G);
+        for (int k = 0; k < C; k++)
+            w[k] += s->tape->grads[L][p * C + k] / (float)(G * G);
     for (int p = 0; p < G * G; p++) {
         float v = 0.f;
-        for (int k = 0; k < C; k++) v += w[k] * s->maps[L][p * C + k];
+        for (int k = 0; k < C; k++)
+            v += w[k] * s->maps[L][p * C + k];
         cam[p] = v > 0 ? v : 0;
     }
     const int B = cfg->grid[0] / cfg->block_size, block_px = cfg->block_size * cfg->patch_size;
@@ -99,14 +103,16 @@ int main(int argc, char **argv)
     float *tmp = malloc((size_t)side * side * cfg->in_chans * sizeof(float));
     float *maps[NEST_MAX_LEVELS] = {0};
     gradcat_result r = {0};
-    for (int l = 0; l < cfg->num_levels; l++) r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
+    for (int l = 0; l < cfg->num_levels; l++)
+        r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
     uint8_t *rgb = malloc((size_t)w * h * 3);
     const int B = cfg->grid[0] / cfg->block_size, block_px = cfg->block_size * cfg->patch_size;
     int gradcat_wins = 0, gradcam_wins = 0;
     double gradcat_drop = 0, gradcam_drop = 0, random_drop = 0;
     tu_seed(42);
     for (int i = 0; i < n; i++) {
-        for (int p = 0; p < w * h; p++) rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = (uint8_t)images->data[(size_t)i * w * h + p];
+        for (int p = 0; p < w * h; p++)
+            rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = (uint8_t)images->data[(size_t)i * w * h + p];
         img_rgb img = {rgb, w, h};
         if (img_preprocess_run(&m->pre, &img, input, err, sizeof(err))) {
             TU_CHECK(0, "%s", err);
@@ -133,17 +139,20 @@ int main(int argc, char **argv)
         random_drop += p0[c] - p_rand;
     }
     if (n) {
-        printf("deletion test on %d images (blank one %dx%d px block of %dx%d):\n", n, block_px, block_px, side, side);
-        printf("  GradCAT leaf beats a random block: %.1f%% (mean probability drop %.3f)\n", 100.0 * gradcat_wins / n,
-               gradcat_drop / n);
-        printf("  Grad-CAM best block beats random:  %.1f%% (mean probability drop %.3f)\n", 100.0 * gradcam_wins / n,
-               gradcam_drop / n);
+        printf("deletion test on %d images (blank one %dx%d px block of %dx%d):\n", n, block_px, block_px,
+               side, side);
+        printf("  GradCAT leaf beats a random block: %.1f%% (mean probability drop %.3f)\n",
+               100.0 * gradcat_wins / n, gradcat_drop / n);
+        printf("  Grad-CAM best block beats random:  %.1f%% (mean probability drop %.3f)\n",
+               100.0 * gradcam_wins / n, gradcam_drop / n);
         printf("  random block mean probability drop:      %.3f\n", random_drop / n);
         TU_CHECK(gradcat_wins > 0.5 * n, "GradCAT beat random in only %d of %d images", gradcat_wins, n);
-        TU_CHECK(gradcat_drop >= 1.3 * random_drop, "GradCAT's mean drop %.3f is not 1.3x the random block's %.3f",
-                 gradcat_drop / n, random_drop / n);
+        TU_CHECK(gradcat_drop >= 1.3 * random_drop,
+                 "GradCAT's mean drop %.3f is not 1.3x the random block's %.3f", gradcat_drop / n,
+                 random_drop / n);
     }
-    for (int l = 0; l < cfg->num_levels; l++) free(maps[l]);
+    for (int l = 0; l < cfg->num_levels; l++)
+        free(maps[l]);
     free(input);
     free(tmp);
     free(rgb);

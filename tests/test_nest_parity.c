@@ -27,7 +27,8 @@ static void top5(const float *x, int n, int *idx)
         int best = -1;
         for (int c = 0; c < n; c++) {
             int taken = 0;
-            for (int j = 0; j < i; j++) taken |= idx[j] == c;
+            for (int j = 0; j < i; j++)
+                taken |= idx[j] == c;
             if (!taken && (best < 0 || x[c] > x[best])) best = c;
         }
         idx[i] = best;
@@ -45,7 +46,8 @@ static void check_backward(nest_state *s, const st_file *ef, const char *name, c
     float *d = s->tape->dlogits;
     memcpy(d, s->logits, (size_t)n * sizeof(float));
     nn_softmax(d, 1, n);
-    for (int k = 0; k < n; k++) d[k] = (k == c) - d[k];
+    for (int k = 0; k < n; k++)
+        d[k] = (k == c) - d[k];
     nest_backward(s, d);
     for (int i = 0; i < cfg->num_levels; i++) {
         char tn[32], label[96];
@@ -66,11 +68,13 @@ static void check_backward(nest_state *s, const st_file *ef, const char *name, c
 static void check_gradcat(nest_state *s, const st_file *ef, const char *name, const float *input)
 {
     const nest_config *cfg = &s->m->cfg;
-    const st_tensor *target = need(ef, "gradcat.target", 1), *path = need(ef, "gradcat.path", 4 * cfg->num_levels);
+    const st_tensor *target = need(ef, "gradcat.target", 1),
+                    *path = need(ef, "gradcat.path", 4 * cfg->num_levels);
     if (!target || !path || nest_state_enable_backward(s, 1)) return;
     float *maps[NEST_MAX_LEVELS] = {0};
     gradcat_result r = {0};
-    for (int l = 0; l < cfg->num_levels; l++) r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
+    for (int l = 0; l < cfg->num_levels; l++)
+        r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
     gradcat_run(s, input, (int)target->data[0], 1, &r);
     TU_CHECK(r.target == (int)target->data[0], "%s: gradcat target %d", name, r.target);
     /* the top level's map is ~0 (rounding noise): the final LayerNorm is scale-invariant, so sum A*dA
@@ -94,12 +98,13 @@ static void check_gradcat(nest_state *s, const st_file *ef, const char *name, co
         const float *w = path->data + 4 * k;
         int G = cfg->grid[(int)w[0]] / cfg->block_size;
         TU_CHECK(r.path[k].level == (int)w[0] && r.path[k].block == (int)w[1] * G + (int)w[2],
-                 "%s: gradcat step %d: level %d block %d, reference level %d block (%d,%d)", name, k, r.path[k].level,
-                 r.path[k].block, (int)w[0], (int)w[1], (int)w[2]);
+                 "%s: gradcat step %d: level %d block %d, reference level %d block (%d,%d)", name, k,
+                 r.path[k].level, r.path[k].block, (int)w[0], (int)w[1], (int)w[2]);
         TU_CHECK(fabsf(r.path[k].score - w[3]) <= 1e-3f * scale, "%s: step %d score %g vs %g", name, k,
                  r.path[k].score, w[3]);
     }
-    for (int l = 0; l < cfg->num_levels; l++) free(maps[l]);
+    for (int l = 0; l < cfg->num_levels; l++)
+        free(maps[l]);
 }
 
 /* The token filter's forward (option D) against tools/nest_ref.py forward_filtered, on a random half mask. */
@@ -110,7 +115,8 @@ static void check_filtered(nest_state *s, const st_file *ef, const char *name, c
     const st_tensor *keep = need(ef, "filtered.keep", (int64_t)top * top);
     if (!keep) return;
     uint8_t mask[4096];
-    for (int i = 0; i < top * top; i++) mask[i] = keep->data[i] > 0.5f;
+    for (int i = 0; i < top * top; i++)
+        mask[i] = keep->data[i] > 0.5f;
     nest_forward_filtered(s, input, mask);
     for (int i = 0; i < cfg->num_levels; i++) {
         char tn[40], label[96];
@@ -125,7 +131,8 @@ static void check_filtered(nest_state *s, const st_file *ef, const char *name, c
     snprintf(label, sizeof(label), "%s filtered.logits", name);
     if (want && tu_close(label, s->logits, want->data, cfg->num_classes, 1e-4f, 1e-6f))
         fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
-                nn_max_abs_diff(s->logits, want->data, cfg->num_classes), nn_max_abs(want->data, cfg->num_classes));
+                nn_max_abs_diff(s->logits, want->data, cfg->num_classes),
+                nn_max_abs(want->data, cfg->num_classes));
 }
 
 /* Token-impact labels (leave-one-out where the fixture has them, and gradient x input) against PyTorch. */
@@ -172,7 +179,8 @@ static void check_shipped_filter(nest_state *s, const st_file *mf, const st_file
     const st_tensor *scores = need(ef, "filter.scores", groups), *keep = need(ef, "filter.keep", groups);
     const st_tensor *logits = need(ef, "filter.logits", cfg->num_classes);
     float *feat = malloc((size_t)groups * 2 * cfg->embed_dims[0] * sizeof(float));
-    float *hidden = malloc((size_t)groups * t.hidden * sizeof(float)), *sc = malloc((size_t)groups * sizeof(float));
+    float *hidden = malloc((size_t)groups * t.hidden * sizeof(float)),
+          *sc = malloc((size_t)groups * sizeof(float));
     uint8_t *mask = malloc((size_t)groups);
     nest_embed(s, input);
     tf_features(s, t.context, feat);
@@ -209,7 +217,8 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         goto end;
     }
     const char *cj = st_meta(mf, "vidcap.config");
-    int rc = cj ? nest_config_parse(cj, &cfg, err, sizeof(err)) : nest_config_from_timm(mf, &cfg, err, sizeof(err));
+    int rc = cj ? nest_config_parse(cj, &cfg, err, sizeof(err))
+                : nest_config_from_timm(mf, &cfg, err, sizeof(err));
     if (rc || nest_bind(&m, mf, "", &cfg, err, sizeof(err))) {
         TU_CHECK(0, "%s: %s", name, err);
         goto end;
@@ -230,8 +239,8 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         const st_tensor *want = need(ef, tn, n);
         snprintf(label, sizeof(label), "%s %s", name, tn);
         if (want && tu_close(label, s.maps[i], want->data, n, 1e-4f, 1e-6f))
-            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(s.maps[i], want->data, n),
-                    nn_max_abs(want->data, n));
+            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
+                    nn_max_abs_diff(s.maps[i], want->data, n), nn_max_abs(want->data, n));
     }
     const st_tensor *want = need(ef, "logits", cfg.num_classes);
     if (want) {
@@ -239,7 +248,8 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         snprintf(label, sizeof(label), "%s logits", name);
         if (tu_close(label, s.logits, want->data, cfg.num_classes, 1e-4f, 1e-6f))
             fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
-                    nn_max_abs_diff(s.logits, want->data, cfg.num_classes), nn_max_abs(want->data, cfg.num_classes));
+                    nn_max_abs_diff(s.logits, want->data, cfg.num_classes),
+                    nn_max_abs(want->data, cfg.num_classes));
         int a[5] = {0}, b[5] = {0};
         top5(s.logits, cfg.num_classes, a);
         top5(want->data, cfg.num_classes, b);

@@ -321,13 +321,16 @@ static void test_linear_case(int64_t rows, int64_t in, int64_t out, int bias)
     /* weight gradients of sum(y * r): dw = r^T x, db = column sums of r, accumulated onto what is there */
     float *dw = fnew(out * in), *db = fnew(out);
     double *dwd = dnew(out * in), *dbd = dnew(out);
-    for (int64_t i = 0; i < out * in; i++) dw[i] = 0.5f, dwd[i] = 0.5;
-    for (int64_t o = 0; o < out; o++) db[o] = -1.f, dbd[o] = -1.0;
+    for (int64_t i = 0; i < out * in; i++)
+        dw[i] = 0.5f, dwd[i] = 0.5;
+    for (int64_t o = 0; o < out; o++)
+        db[o] = -1.f, dbd[o] = -1.0;
     nn_linear_backward_weights(r, x, rows, in, out, dw, db);
     for (int64_t rr = 0; rr < rows; rr++)
         for (int64_t o = 0; o < out; o++) {
             dbd[o] += r[rr * out + o];
-            for (int64_t i = 0; i < in; i++) dwd[o * in + i] += (double)r[rr * out + o] * x[rr * in + i];
+            for (int64_t i = 0; i < in; i++)
+                dwd[o * in + i] += (double)r[rr * out + o] * x[rr * in + i];
         }
     check_ref(nm("linear_backward_weights dw %s", id), dw, dwd, out * in, FWD_TOL);
     check_ref(nm("linear_backward_weights db %s", id), db, dbd, out, FWD_TOL);
@@ -346,7 +349,7 @@ static void test_linear(void)
                 test_linear_case(rows[a], ins[b], outs[c], (a + b + c) % 2);
     test_linear_case(257, 67, 129, 1); /* large enough that a 2-thread pool really splits */
     test_linear_case(300, 96, 288, 0);
-    test_linear_case(37, 40, 200, 1); /* few rows, many outputs: split by output columns */
+    test_linear_case(37, 40, 200, 1);  /* few rows, many outputs: split by output columns */
     test_linear_case(196, 33, 131, 0); /* uneven column chunks */
 }
 
@@ -641,7 +644,8 @@ static void test_attention_ragged(void)
 {
     const int64_t lens[] = {5, 0, 1, 9, 3}, nb = 5, heads = 3, D = 12, maxlen = 9;
     int64_t offsets[6] = {0};
-    for (int b = 0; b < nb; b++) offsets[b + 1] = offsets[b] + lens[b];
+    for (int b = 0; b < nb; b++)
+        offsets[b + 1] = offsets[b] + lens[b];
     const int64_t rows = offsets[nb];
     for (int merge = 0; merge < 2; merge++) {
         float *qkv = frand(rows * 3 * D, -2, 2), *out = fnew(rows * D), *want = fnew(rows * D);

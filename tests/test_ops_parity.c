@@ -113,8 +113,12 @@ static void attention(const char *c)
     const float *qkv = parity_get(pf, K(c, "qkv"), 3, qs);
     const char *merge = parity_meta_str(pf, K(c, "merge"));
     if (!qkv || !merge || !parity_meta_int(pf, K(c, "heads"), &heads)) return;
-    nn_attention_shape s = {qs[0], qs[1], qs[2] / 3, heads,
-                            strcmp(merge, "dim_major") == 0 ? NN_MERGE_DIM_MAJOR : NN_MERGE_HEAD_MAJOR, NULL};
+    nn_attention_shape s = {qs[0],
+                            qs[1],
+                            qs[2] / 3,
+                            heads,
+                            strcmp(merge, "dim_major") == 0 ? NN_MERGE_DIM_MAJOR : NN_MERGE_HEAD_MAJOR,
+                            NULL};
     TU_CHECK(strcmp(merge, "dim_major") == 0 || strcmp(merge, "head_major") == 0, "%s: merge %s", c, merge);
     int64_t no = s.blocks * s.tokens * s.dim, np = s.blocks * heads * s.tokens * s.tokens;
     const float *dy = parity_get(pf, K(c, "dy"), 3, (int64_t[]){s.blocks, s.tokens, s.dim});

@@ -21,7 +21,8 @@ float tu_uniform(float lo, float hi)
 
 void tu_fill(float *x, int64_t n, float lo, float hi)
 {
-    for (int64_t i = 0; i < n; i++) x[i] = tu_uniform(lo, hi);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = tu_uniform(lo, hi);
 }
 
 int tu_close(const char *name, const float *a, const float *b, int64_t n, float tol, float floor_scale)

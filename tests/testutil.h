@@ -6,14 +6,14 @@
 
 extern int tu_failures;
 
-#define TU_CHECK(cond, ...)                                                                             \
-    do {                                                                                               \
-        if (!(cond)) {                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
-            fprintf(stderr, __VA_ARGS__);                                                              \
-            fputc('\n', stderr);                                                                       \
-            tu_failures++;                                                                             \
-        }                                                                                              \
+#define TU_CHECK(cond, ...)                                                                                  \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                         \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+            tu_failures++;                                                                                   \
+        }                                                                                                    \
     } while (0)
 
 /* xorshift-based uniform floats in [lo, hi), reproducible from the seed */

@@ -21,10 +21,10 @@ typedef struct cli_opts {
     int n_out_bases, flip_sign;
     const char **inputs;
     int n_inputs;
-    float keep;                 /* token filter keep ratio (classify), 1 = off */
-    const char *filter;         /* --filter FILE */
-    const char *out_filter;     /* filter-fit -o */
-    int epochs, labels;         /* filter-fit */
+    float keep;             /* token filter keep ratio (classify), 1 = off */
+    const char *filter;     /* --filter FILE */
+    const char *out_filter; /* filter-fit -o */
+    int epochs, labels;     /* filter-fit */
 } cli_opts;
 
 static void usage_main(FILE *f)
@@ -42,37 +42,46 @@ static void usage_main(FILE *f)
 static void usage_cmd(FILE *f, const cli_opts *d)
 {
     int explain = !strcmp(d->cmd, "explain");
-    fprintf(f, "usage: vidcap %s [options] %s\n\n", d->cmd, strcmp(d->cmd, "filter-fit") ? "IMAGE..." : "DIR");
-    fprintf(f,
-            "  -h,        --help              show this help\n"
-            "  -m FNAME,  --model FNAME       [%s] NesT model (.safetensors; a timm nest_*_jx file works too)\n"
-            "  -k N,      --top-k N           [%d] classes printed per image\n"
-            "  -t N,      --threads N         [%d] compute threads (0 = min(4, cores))\n"
-            "  -oj,       --json              one JSON object per line instead of text\n"
-            "  -np,       --no-prints         print only results (no system info, notices)\n"
-            "  -f FNAME,  --file FNAME        an input (same as a positional argument)\n",
-            d->model, d->top_k, d->n_threads);
+    fprintf(f, "usage: vidcap %s [options] %s\n\n", d->cmd,
+            strcmp(d->cmd, "filter-fit") ? "IMAGE..." : "DIR");
+    fprintf(
+        f,
+        "  -h,        --help              show this help\n"
+        "  -m FNAME,  --model FNAME       [%s] NesT model (.safetensors; a timm nest_*_jx file works too)\n"
+        "  -k N,      --top-k N           [%d] classes printed per image\n"
+        "  -t N,      --threads N         [%d] compute threads (0 = min(4, cores))\n"
+        "  -oj,       --json              one JSON object per line instead of text\n"
+        "  -np,       --no-prints         print only results (no system info, notices)\n"
+        "  -f FNAME,  --file FNAME        an input (same as a positional argument)\n",
+        d->model, d->top_k, d->n_threads);
     if (!strcmp(d->cmd, "filter-fit")) {
-        fprintf(f, "  -o FNAME,  --output FNAME      [<model stem>.filter.safetensors] the filter file to write\n"
-                   "             --keep R            [%.2f] default keep ratio stored in the filter\n"
-                   "             --epochs N          [%d] passes over the token labels\n"
-                   "             --labels loo|grad   [auto] token impact by leave-one-out (exact; default up to 64\n"
-                   "                                 top-level tokens) or gradient x input (one backward)\n",
-                d->keep, d->epochs);
+        fprintf(
+            f,
+            "  -o FNAME,  --output FNAME      [<model stem>.filter.safetensors] the filter file to write\n"
+            "             --keep R            [%.2f] default keep ratio stored in the filter\n"
+            "             --epochs N          [%d] passes over the token labels\n"
+            "             --labels loo|grad   [auto] token impact by leave-one-out (exact; default up to 64\n"
+            "                                 top-level tokens) or gradient x input (one backward)\n",
+            d->keep, d->epochs);
         return;
     }
-    fprintf(f, "             --keep R            [1] keep ratio of the token filter, 0 < R <= 1 (1 = no filter)\n"
-               "             --filter FNAME      token filter file (vidcap filter-fit) for --keep, or 'random'\n"
-               "                                 for the random-keep baseline [the model's own, if it has one]\n");
+    fprintf(
+        f,
+        "             --keep R            [1] keep ratio of the token filter, 0 < R <= 1 (1 = no filter)\n"
+        "             --filter FNAME      token filter file (vidcap filter-fit) for --keep, or 'random'\n"
+        "                                 for the random-keep baseline [the model's own, if it has one]\n");
     if (explain)
-        fprintf(f, "  -c C,      --class C           [predicted] class to explain, by label or index\n"
-                   "  -o FNAME,  --output FNAME      heatmap PNG path (one input only)\n"
-                   "  -of BASE,  --output-file BASE  heatmap written to BASE.png; repeat once per input\n"
-                   "                                 [default: <image stem>.gradcat.png in the current folder]\n"
-                   "             --flip-sign         score nodes by -A*dlog p/dA instead of A*dlog p/dA\n");
+        fprintf(f,
+                "  -c C,      --class C           [predicted] class to explain, by label or index\n"
+                "  -o FNAME,  --output FNAME      heatmap PNG path (one input only)\n"
+                "  -of BASE,  --output-file BASE  heatmap written to BASE.png; repeat once per input\n"
+                "                                 [default: <image stem>.gradcat.png in the current folder]\n"
+                "             --flip-sign         score nodes by -A*dlog p/dA instead of A*dlog p/dA\n");
     else
-        fprintf(f, "             --eval-idx IMAGES LABELS\n"
-                   "                                 top-1 accuracy over uncompressed IDX files (MNIST format)\n");
+        fprintf(
+            f,
+            "             --eval-idx IMAGES LABELS\n"
+            "                                 top-1 accuracy over uncompressed IDX files (MNIST format)\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -126,14 +135,16 @@ static void print_result(const vc_state *st, const vc_model *m, const char *path
         printf("}\n");
     } else {
         printf("%s:", path);
-        for (int i = 0; i < k; i++) printf("%s %s %.2f", i ? "," : "", vc_model_label(m, idx[i]), prob[i]);
+        for (int i = 0; i < k; i++)
+            printf("%s %s %.2f", i ? "," : "", vc_model_label(m, idx[i]), prob[i]);
         printf("\n");
     }
     fflush(stdout);
 }
 
 /* Reads an uncompressed IDX file (big-endian dims after a 0x0000 08 NN magic) into memory. */
-static uint8_t *read_idx(const char *path, int want_dims, uint32_t dims[3], size_t *count, char *err, size_t len)
+static uint8_t *read_idx(const char *path, int want_dims, uint32_t dims[3], size_t *count, char *err,
+                         size_t len)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *data = NULL, hdr[4];
@@ -193,7 +204,8 @@ static int eval_idx(vc_state *st, const cli_opts *o)
     uint32_t correct = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *g = images + (size_t)i * w * h;
-        for (size_t p = 0; p < (size_t)w * h; p++) rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = g[p];
+        for (size_t p = 0; p < (size_t)w * h; p++)
+            rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = g[p];
         if (vc_classify_rgb(st, rgb, (int)w, (int)h, err, sizeof(err))) {
             fprintf(stderr, "vidcap: %s[%u]: %s\n", o->idx_images, i, err);
             goto end;
@@ -231,10 +243,11 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
             continue;
         }
         const int fit = !strcmp(o->cmd, "filter-fit");
-        int takes_value = IS("-m", "--model") || IS("-k", "--top-k") || IS("-t", "--threads") ||
-                          IS("-f", "--file") || !strcmp(a, "--keep") || !strcmp(a, "--filter") ||
-                          (explain && (IS("-c", "--class") || IS("-o", "--output") || IS("-of", "--output-file"))) ||
-                          (fit && (IS("-o", "--output") || !strcmp(a, "--epochs") || !strcmp(a, "--labels")));
+        int takes_value =
+            IS("-m", "--model") || IS("-k", "--top-k") || IS("-t", "--threads") || IS("-f", "--file") ||
+            !strcmp(a, "--keep") || !strcmp(a, "--filter") ||
+            (explain && (IS("-c", "--class") || IS("-o", "--output") || IS("-of", "--output-file"))) ||
+            (fit && (IS("-o", "--output") || !strcmp(a, "--epochs") || !strcmp(a, "--labels")));
         if (takes_value && !has_next) {
             fprintf(stderr, "vidcap %s: %s needs a value\n", o->cmd, a);
             return EXIT_ARGS;
@@ -303,7 +316,8 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
         return 2;
     }
     if (explain && o->keep < 1.f) {
-        fprintf(stderr, "vidcap explain: --keep is not supported: GradCAT's backward pass runs on every token\n");
+        fprintf(stderr,
+                "vidcap explain: --keep is not supported: GradCAT's backward pass runs on every token\n");
         return EXIT_ARGS;
     }
     if (o->out_png && o->n_inputs != 1) {
@@ -373,8 +387,8 @@ static int explain_one(vc_state *st, const vc_model *m, const cli_opts *o, int i
         float score;
         vc_explain_path_node(st, k, &level, box, &score);
         if (o->json)
-            printf("%s{\"level\":%d,\"box\":[%d,%d,%d,%d],\"score\":%.6g}", k ? "," : "", level, box[0], box[1],
-                   box[2], box[3], score);
+            printf("%s{\"level\":%d,\"box\":[%d,%d,%d,%d],\"score\":%.6g}", k ? "," : "", level, box[0],
+                   box[1], box[2], box[3], score);
         else
             printf("%s [%d,%d,%d,%d]", k ? " >" : "", box[0], box[1], box[2], box[3]);
     }
@@ -409,7 +423,8 @@ static int filter_fit(vc_state *st, const cli_opts *o)
         const char *base = strrchr(o->model, '/');
         base = base ? base + 1 : o->model;
         const char *dot = strstr(base, ".safetensors");
-        snprintf(out, sizeof(out), "%.*s.filter.safetensors", dot ? (int)(dot - base) : (int)strlen(base), base);
+        snprintf(out, sizeof(out), "%.*s.filter.safetensors", dot ? (int)(dot - base) : (int)strlen(base),
+                 base);
     }
     vc_filter_fit_params p = vc_filter_fit_default_params();
     p.epochs = o->epochs;
@@ -429,8 +444,13 @@ static int filter_fit(vc_state *st, const cli_opts *o)
 static int run_command(const char *cmd, int argc, char **argv)
 {
     const vc_filter_fit_params fit_defaults = vc_filter_fit_default_params();
-    cli_opts o = {.cmd = cmd, .model = vc_default_classifier_path(), .top_k = 5, .n_threads = 0, .keep = 1.f,
-                  .epochs = fit_defaults.epochs, .labels = fit_defaults.labels};
+    cli_opts o = {.cmd = cmd,
+                  .model = vc_default_classifier_path(),
+                  .top_k = 5,
+                  .n_threads = 0,
+                  .keep = 1.f,
+                  .epochs = fit_defaults.epochs,
+                  .labels = fit_defaults.labels};
     if (!strcmp(cmd, "filter-fit")) o.keep = fit_defaults.keep;
     const cli_opts defaults = o;
     o.inputs = calloc((size_t)argc + 1, sizeof(char *));
@@ -454,9 +474,10 @@ static int run_command(const char *cmd, int argc, char **argv)
         fprintf(stderr, "vidcap %s\n%s\n", vc_version(), vc_system_info(o.n_threads));
         fprintf(stderr, "vidcap: model %s: %s\n", o.model, vc_model_description(model));
         if (!strcmp(o.model, defaults.model))
-            fprintf(stderr, "vidcap: this is the shipped demo model: it knows only the 10 Fashion-MNIST "
-                            "classes of small grey clothing items; use -m with a real checkpoint (for example "
-                            "timm's nest_tiny_jx model.safetensors) for photos\n");
+            fprintf(stderr,
+                    "vidcap: this is the shipped demo model: it knows only the 10 Fashion-MNIST "
+                    "classes of small grey clothing items; use -m with a real checkpoint (for example "
+                    "timm's nest_tiny_jx model.safetensors) for photos\n");
     }
     if (resolve_target(model, o.target, &target)) {
         rc = EXIT_ARGS;
@@ -518,7 +539,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "classify") || !strcmp(argv[1], "explain") || !strcmp(argv[1], "filter-fit"))
         return run_command(argv[1], argc - 2, argv + 2);
-    fprintf(stderr, "vidcap: '%s': dense captioning of videos is not in this build yet; "
-                    "available commands: classify, version (see vidcap -h)\n", argv[1]);
+    fprintf(stderr,
+            "vidcap: '%s': dense captioning of videos is not in this build yet; "
+            "available commands: classify, version (see vidcap -h)\n",
+            argv[1]);
     return EXIT_ARGS;
 }

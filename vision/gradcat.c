@@ -19,13 +19,14 @@ static float block_mean(const float *map, int grid, int S, int by, int bx)
 {
     double sum = 0;
     for (int y = by * S; y < (by + 1) * S; y++)
-        for (int x = bx * S; x < (bx + 1) * S; x++) sum += map[y * grid + x];
+        for (int x = bx * S; x < (bx + 1) * S; x++)
+            sum += map[y * grid + x];
     return (float)(sum / ((double)S * S));
 }
 
 static void set_node(const nest_config *c, gradcat_node *n, int level, int by, int bx, float score)
 {
-    const int G = c->grid[level] / c->block_size;     /* blocks per side at this level */
+    const int G = c->grid[level] / c->block_size;          /* blocks per side at this level */
     const int px = c->block_size * c->patch_size << level; /* block side in input pixels */
     n->level = level;
     n->block = by * G + bx;
@@ -50,7 +51,8 @@ void gradcat_run(nest_state *s, const float *input, int target, int sign, gradca
     float *d = s->tape->dlogits;
     memcpy(d, s->logits, (size_t)n * sizeof(float));
     nn_softmax(d, 1, n);
-    for (int k = 0; k < n; k++) d[k] = (float)(k == target) - d[k];
+    for (int k = 0; k < n; k++)
+        d[k] = (float)(k == target) - d[k];
     nest_backward(s, d);
     r->target = target;
     for (int l = 0; l < L; l++) {
@@ -58,7 +60,8 @@ void gradcat_run(nest_state *s, const float *input, int target, int sign, gradca
         const float *A = s->maps[l], *G = s->tape->grads[l];
         for (int64_t p = 0; p < P; p++) {
             float acc = 0.f;
-            for (int64_t ch = 0; ch < C; ch++) acc += A[p * C + ch] * G[p * C + ch];
+            for (int64_t ch = 0; ch < C; ch++)
+                acc += A[p * C + ch] * G[p * C + ch];
             r->score_maps[l][p] = (float)sign * acc;
         }
     }

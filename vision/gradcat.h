@@ -9,8 +9,8 @@ typedef struct gradcat_node {
 } gradcat_node;
 
 typedef struct gradcat_result {
-    int target;                      /* the class explained */
-    int n_path;                      /* num_levels: root first, leaf last */
+    int target; /* the class explained */
+    int n_path; /* num_levels: root first, leaf last */
     gradcat_node path[NEST_MAX_LEVELS];
     float *score_maps[NEST_MAX_LEVELS]; /* [grid_i * grid_i] per level, owned by the state's tape arena */
 } gradcat_result;

@@ -41,7 +41,8 @@ int heatmap_render(const img_rgb *img, const img_preprocess *pre, const float *s
     img_preprocess_geometry(pre, img->w, img->h, &g);
     const int shorter = img->w < img->h ? img->w : img->h;
     int k = shorter < 224 ? (224 + shorter - 1) / shorter : 1;
-    while (k > 1 && ((int64_t)img->w * k > 4096 || (int64_t)img->h * k > 4096)) k--;
+    while (k > 1 && ((int64_t)img->w * k > 4096 || (int64_t)img->h * k > 4096))
+        k--;
     const int W = img->w * k, H = img->h * k;
     float *cam = malloc((size_t)W * H * 3 * sizeof(float));
     uint8_t *px = malloc((size_t)W * H * 3);
@@ -65,15 +66,19 @@ int heatmap_render(const img_rgb *img, const img_preprocess *pre, const float *s
             float u = ((X + 0.5f) / k) * sx - g.left + pre->pad, v = ((Y + 0.5f) / k) * sy - g.top + pre->pad;
             int seen = u >= pre->pad && u < pre->pad + pre->crop && v >= pre->pad && v < pre->pad + pre->crop;
             if (!seen) {
-                for (int ch = 0; ch < 3; ch++) c[ch] = 0.5f * src[ch] / 255.f;
+                for (int ch = 0; ch < 3; ch++)
+                    c[ch] = 0.5f * src[ch] / 255.f;
             } else {
                 float t = (sample(score, grid, u / cell_px, v / cell_px) - lo) / (hi - lo + 1e-7f), heat[3];
                 jet((float)(int)(255.f * t) / 255.f, heat); /* applyColorMap(uint8(255 * mask)) truncates */
-                for (int ch = 0; ch < 3; ch++) c[ch] = 0.5f * heat[ch] + 0.5f * src[ch] / 255.f;
+                for (int ch = 0; ch < 3; ch++)
+                    c[ch] = 0.5f * heat[ch] + 0.5f * src[ch] / 255.f;
             }
-            for (int ch = 0; ch < 3; ch++) peak = c[ch] > peak ? c[ch] : peak;
+            for (int ch = 0; ch < 3; ch++)
+                peak = c[ch] > peak ? c[ch] : peak;
         }
-    for (size_t i = 0; i < (size_t)W * H * 3; i++) px[i] = (uint8_t)(255.f * cam[i] / peak); /* uint8() truncates */
+    for (size_t i = 0; i < (size_t)W * H * 3; i++)
+        px[i] = (uint8_t)(255.f * cam[i] / peak); /* uint8() truncates */
     free(cam);
     /* boxes: model-input pixels -> output pixels */
     const int thick = shorter * k / 100 > 1 ? shorter * k / 100 : 1;

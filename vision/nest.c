@@ -96,16 +96,18 @@ static int isqrt_exact(int n)
 int nest_config_finish(nest_config *c, char *err, size_t errlen)
 {
     const int L = c->num_levels;
-#define BAD(...)                                                                                           \
-    do {                                                                                                   \
-        snprintf(err, errlen, "config: " __VA_ARGS__);                                                     \
-        return VC_ERR_MODEL;                                                                               \
+#define BAD(...)                                                                                             \
+    do {                                                                                                     \
+        snprintf(err, errlen, "config: " __VA_ARGS__);                                                       \
+        return VC_ERR_MODEL;                                                                                 \
     } while (0)
     if (L < 1 || L > NEST_MAX_LEVELS) BAD("num_levels %d outside 1..%d", L, NEST_MAX_LEVELS);
     if (c->in_chans < 1 || c->in_chans > 4) BAD("in_chans %d outside 1..4", c->in_chans);
     if (c->img_size < 1 || c->img_size > 4096) BAD("img_size %d outside 1..4096", c->img_size);
-    if (c->patch_size < 1 || c->img_size % c->patch_size) BAD("img_size %d is not a multiple of patch_size %d", c->img_size, c->patch_size);
-    if (c->num_classes < 1 || c->num_classes > 100000) BAD("num_classes %d outside 1..100000", c->num_classes);
+    if (c->patch_size < 1 || c->img_size % c->patch_size)
+        BAD("img_size %d is not a multiple of patch_size %d", c->img_size, c->patch_size);
+    if (c->num_classes < 1 || c->num_classes > 100000)
+        BAD("num_classes %d outside 1..100000", c->num_classes);
     if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 16)) BAD("mlp_ratio outside (0, 16]");
     int grid = c->img_size / c->patch_size;
     int per_side = 1 << (L - 1); /* level-0 blocks per side */
@@ -113,7 +115,8 @@ int nest_config_finish(nest_config *c, char *err, size_t errlen)
     c->block_size = grid / per_side;
     c->seq_length = c->block_size * c->block_size;
     for (int i = 0; i < L; i++) {
-        if (c->embed_dims[i] < 1 || c->embed_dims[i] > 8192) BAD("embed_dims[%d] = %d out of range", i, c->embed_dims[i]);
+        if (c->embed_dims[i] < 1 || c->embed_dims[i] > 8192)
+            BAD("embed_dims[%d] = %d out of range", i, c->embed_dims[i]);
         if (c->num_heads[i] < 1 || c->embed_dims[i] % c->num_heads[i])
             BAD("embed_dims[%d] = %d is not divisible by num_heads %d", i, c->embed_dims[i], c->num_heads[i]);
         if (c->depths[i] < 0 || c->depths[i] > 256) BAD("depths[%d] = %d out of range", i, c->depths[i]);
@@ -141,8 +144,9 @@ int nest_config_from_timm(const st_file *f, nest_config *c, char *err, size_t er
     memset(c, 0, sizeof(*c));
     const st_tensor *pe = st_find(f, "patch_embed.proj.weight"), *head = st_find(f, "head.weight");
     if (!pe || pe->ndim != 4 || pe->shape[2] != pe->shape[3] || !head || head->ndim != 2) {
-        snprintf(err, errlen, "not a NesT model: no vidcap metadata and no timm NesT keys "
-                              "(patch_embed.proj.weight, head.weight)");
+        snprintf(err, errlen,
+                 "not a NesT model: no vidcap metadata and no timm NesT keys "
+                 "(patch_embed.proj.weight, head.weight)");
         return VC_ERR_MODEL;
     }
     c->in_chans = (int)pe->shape[1];
@@ -161,7 +165,8 @@ int nest_config_from_timm(const st_file *f, nest_config *c, char *err, size_t er
             return VC_ERR_MODEL;
         }
         c->embed_dims[L] = (int)pos->shape[3];
-        c->num_heads[L] = c->embed_dims[L] / NEST_TIMM_HEAD_DIM > 0 ? c->embed_dims[L] / NEST_TIMM_HEAD_DIM : 1;
+        c->num_heads[L] =
+            c->embed_dims[L] / NEST_TIMM_HEAD_DIM > 0 ? c->embed_dims[L] / NEST_TIMM_HEAD_DIM : 1;
         if (L == 0) {
             int blocks = isqrt_exact((int)pos->shape[1]), side = isqrt_exact((int)pos->shape[2]);
             if (blocks < 1 || side < 1) {
@@ -201,7 +206,8 @@ static const float *bind(binder *b, const char *name, int64_t d0, int64_t d1, in
     if (b->rc) return NULL;
     const int64_t want[4] = {d0, d1, d2, d3};
     int nd = 0;
-    while (nd < 4 && want[nd]) nd++;
+    while (nd < 4 && want[nd])
+        nd++;
     const st_tensor *t = find(b->f, b->prefix, name);
     if (!t) {
         snprintf(b->err, b->errlen, "missing tensor %s%s", b->prefix, name);
@@ -209,20 +215,25 @@ static const float *bind(binder *b, const char *name, int64_t d0, int64_t d1, in
         return NULL;
     }
     int ok = t->ndim == nd;
-    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == want[i];
+    for (int i = 0; ok && i < nd; i++)
+        ok = t->shape[i] == want[i];
     if (!ok) {
         char got[96] = "", exp[96] = "";
         for (int i = 0; i < t->ndim && i < 8; i++)
-            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "," : "", (long long)t->shape[i]);
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "," : "",
+                     (long long)t->shape[i]);
         for (int i = 0; i < nd; i++)
-            snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%lld", i ? "," : "", (long long)want[i]);
-        snprintf(b->err, b->errlen, "tensor %s%s has shape [%s], the config needs [%s]", b->prefix, name, got, exp);
+            snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%lld", i ? "," : "",
+                     (long long)want[i]);
+        snprintf(b->err, b->errlen, "tensor %s%s has shape [%s], the config needs [%s]", b->prefix, name, got,
+                 exp);
         b->rc = VC_ERR_MODEL;
         return NULL;
     }
     for (int64_t i = 0; i < t->numel; i++)
         if (!isfinite(t->data[i])) {
-            snprintf(b->err, b->errlen, "tensor %s%s holds a non-finite value at %lld", b->prefix, name, (long long)i);
+            snprintf(b->err, b->errlen, "tensor %s%s holds a non-finite value at %lld", b->prefix, name,
+                     (long long)i);
             b->rc = VC_ERR_MODEL;
             return NULL;
         }
@@ -265,8 +276,8 @@ int nest_bind(nest_model *m, const st_file *f, const char *prefix, const nest_co
         }
         for (int j = 0; j < c->depths[i] && !b.rc; j++) {
             nest_layer *ly = &lv->layers[j];
-#define W(field, suffix, d0, d1)                                                                           \
-    snprintf(n, sizeof(n), "levels.%d.transformer_encoder.%d.%s", i, j, suffix);                           \
+#define W(field, suffix, d0, d1)                                                                             \
+    snprintf(n, sizeof(n), "levels.%d.transformer_encoder.%d.%s", i, j, suffix);                             \
     ly->field = bind(&b, n, d0, d1, 0, 0)
             W(norm1_w, "norm1.weight", C, 0);
             W(norm1_b, "norm1.bias", C, 0);
@@ -297,11 +308,14 @@ int nest_bind(nest_model *m, const st_file *f, const char *prefix, const nest_co
         for (int i = 0; i < st_n_tensors(f); i++) {
             const char *name = st_tensor_at(f, i)->name;
             if (strncmp(name, prefix, plen) != 0) continue;
-            for (int r = 0; r < 4; r++) total += strncmp(name + plen, roots[r], strlen(roots[r])) == 0;
+            for (int r = 0; r < 4; r++)
+                total += strncmp(name + plen, roots[r], strlen(roots[r])) == 0;
         }
         if (total != b.used) {
-            snprintf(err, errlen, "the file holds %d NesT tensors, the config describes %d (depths or levels "
-                                  "in the metadata contradict the tensors)", total, b.used);
+            snprintf(err, errlen,
+                     "the file holds %d NesT tensors, the config describes %d (depths or levels "
+                     "in the metadata contradict the tensors)",
+                     total, b.used);
             b.rc = VC_ERR_MODEL;
         }
     }
@@ -330,7 +344,8 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
     const int nt = nn_pool_size(pool);
     /* largest per-level activation sizes */
     int64_t x_max = 0, qkv_max = 0, hid_max = 0, attn_max = 0, col_max = 0, maps = 0;
-    nn_conv2d_shape pe = {c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
+    nn_conv2d_shape pe = {
+        c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
     col_max = (int64_t)nn_conv2d_col_size(&pe);
     for (int i = 0; i < c->num_levels; i++) {
         int64_t tokens = (int64_t)c->num_blocks[i] * c->seq_length, C = c->embed_dims[i];
@@ -344,14 +359,17 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
         if (tokens * C > x_max) x_max = tokens * C;
         if (tokens * 3 * C > qkv_max) qkv_max = tokens * 3 * C;
         if (tokens * c->hidden[i] > hid_max) hid_max = tokens * c->hidden[i];
-        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR, NULL};
+        nn_attention_shape as = {c->num_blocks[i], c->seq_length,      C,
+                                 c->num_heads[i],  NN_MERGE_DIM_MAJOR, NULL};
         int64_t aw = (int64_t)nn_attention_workspace(&as, nt);
         if (aw > attn_max) attn_max = aw;
         maps += tokens * C;
     }
     const int64_t Cl = c->embed_dims[c->num_levels - 1];
-    const int64_t sizes[] = {maps, Cl, c->num_classes, x_max, x_max, qkv_max, hid_max, attn_max, col_max,
-                             (int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0], x_max};
+    const int64_t sizes[] = {
+        maps,    Cl,      c->num_classes, x_max,   x_max,
+        qkv_max, hid_max, attn_max,       col_max, (int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0],
+        x_max};
     const int64_t max_rows = (int64_t)c->num_blocks[0] * c->seq_length; /* every level has N tokens a block */
     size_t total = nn_arena_cost((size_t)max_rows * sizeof(int64_t)) +
                    nn_arena_cost((size_t)(c->num_blocks[0] + 1) * sizeof(int64_t));
@@ -409,8 +427,8 @@ static void transformer_layer(nest_state *s, const nest_layer *ly, int level, fl
 {
     const nest_config *c = &s->m->cfg;
     const int64_t C = c->embed_dims[level], Hd = c->hidden[level];
-    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR,
-                             offsets};
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length,      C,
+                             c->num_heads[level],  NN_MERGE_DIM_MAJOR, offsets};
     float *qkv = t ? t->qkv : s->qkv, *h = t ? t->h : s->hidden;
     if (t) memcpy(t->x0, x, (size_t)(rows * C) * sizeof(float));
     nn_layernorm(s->pool, x, rows, C, ly->norm1_w, ly->norm1_b, NEST_LN_EPS, s->y);
@@ -428,7 +446,8 @@ static void transformer_layer(nest_state *s, const nest_layer *ly, int level, fl
 
 /* The level-i tokens whose top-level token is kept, block by block: their rows in the blocked tensor go to
  * gather[], block b's run to offsets[b]..offsets[b+1]. Returns how many. */
-static int64_t gather_kept(const nest_config *c, int level, const uint8_t *keep, int64_t *gather, int64_t *offsets)
+static int64_t gather_kept(const nest_config *c, int level, const uint8_t *keep, int64_t *gather,
+                           int64_t *offsets)
 {
     const int S = c->block_size, G = c->grid[level] / S, shift = c->num_levels - 1 - level;
     const int top = c->grid[c->num_levels - 1];
@@ -458,7 +477,8 @@ void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *kee
 void nest_embed(nest_state *s, const float *input)
 {
     const nest_config *c = &s->m->cfg;
-    nn_conv2d_shape pe = {c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
+    nn_conv2d_shape pe = {
+        c->img_size, c->img_size, c->in_chans, c->embed_dims[0], c->patch_size, c->patch_size, 0};
     nn_conv2d(s->pool, &pe, input, s->m->patch_w, s->m->patch_b, s->embed, s->col);
 }
 
@@ -492,9 +512,12 @@ void nest_forward_levels(nest_state *s, const uint8_t *keep)
         } else {
             /* only kept tokens run the layers; dropped ones pass through unchanged */
             kept = gather_kept(c, i, keep, s->gather, s->offsets);
-            for (int64_t r = 0; r < kept; r++) memcpy(s->xk + r * C, s->x + s->gather[r] * C, (size_t)C * sizeof(float));
-            for (int j = 0; j < c->depths[i]; j++) transformer_layer(s, &lv->layers[j], i, s->xk, kept, s->offsets, NULL);
-            for (int64_t r = 0; r < kept; r++) memcpy(s->x + s->gather[r] * C, s->xk + r * C, (size_t)C * sizeof(float));
+            for (int64_t r = 0; r < kept; r++)
+                memcpy(s->xk + r * C, s->x + s->gather[r] * C, (size_t)C * sizeof(float));
+            for (int j = 0; j < c->depths[i]; j++)
+                transformer_layer(s, &lv->layers[j], i, s->xk, kept, s->offsets, NULL);
+            for (int64_t r = 0; r < kept; r++)
+                memcpy(s->x + s->gather[r] * C, s->xk + r * C, (size_t)C * sizeof(float));
         }
         nest_blockify(map, (int)(G / S), (int)S, (int)C, s->x, 1);
         prev = map;

@@ -15,9 +15,9 @@ typedef struct nest_config {
     float mlp_ratio;
     nn_pool_pad pad; /* SAME for timm's _jx variants and vidcap's models, SYMMETRIC for timm's non-jx */
     /* derived by nest_config_finish */
-    int block_size, seq_length;                       /* S and N = S*S, equal at every level */
+    int block_size, seq_length;                             /* S and N = S*S, equal at every level */
     int num_blocks[NEST_MAX_LEVELS], grid[NEST_MAX_LEVELS]; /* T_i and the map side H_i = W_i */
-    int hidden[NEST_MAX_LEVELS];                      /* MLP width */
+    int hidden[NEST_MAX_LEVELS];                            /* MLP width */
 } nest_config;
 
 /* Parses vidcap.config JSON (keys as in tools/nest_ref.py) and checks it describes a valid NesT. */
@@ -34,7 +34,7 @@ typedef struct nest_layer {
 } nest_layer;
 
 typedef struct nest_level {
-    const float *pos_embed;                        /* [T, N, C] */
+    const float *pos_embed;                         /* [T, N, C] */
     const float *conv_w, *conv_b, *norm_w, *norm_b; /* ConvPool, levels >= 1 */
     nest_layer *layers;
 } nest_level;

@@ -40,7 +40,8 @@ int nest_state_enable_backward(nest_state *s, int to_embed)
         if (rows * C > rows_c_max) rows_c_max = rows * C;
         if (rows * 3 * C > qkv_max) qkv_max = rows * 3 * C;
         if (rows * c->hidden[i] > hid_max) hid_max = rows * c->hidden[i];
-        nn_attention_shape as = {c->num_blocks[i], c->seq_length, C, c->num_heads[i], NN_MERGE_DIM_MAJOR, NULL};
+        nn_attention_shape as = {c->num_blocks[i], c->seq_length,      C,
+                                 c->num_heads[i],  NN_MERGE_DIM_MAJOR, NULL};
         if ((int64_t)nn_attention_backward_workspace(&as, nt) > ws_max)
             ws_max = (int64_t)nn_attention_backward_workspace(&as, nt);
     }
@@ -91,13 +92,15 @@ int nest_state_enable_backward(nest_state *s, int to_embed)
 }
 
 /* dx holds d/d(layer output) on entry and d/d(layer input) on return. */
-static void layer_backward(nest_state *s, const nest_layer *ly, const nest_tape_layer *r, int level, float *dx)
+static void layer_backward(nest_state *s, const nest_layer *ly, const nest_tape_layer *r, int level,
+                           float *dx)
 {
     const nest_config *c = &s->m->cfg;
     nest_tape *t = s->tape;
     const int64_t rows = (int64_t)c->num_blocks[level] * c->seq_length, C = c->embed_dims[level];
     const int64_t Hd = c->hidden[level], n = rows * C;
-    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C, c->num_heads[level], NN_MERGE_DIM_MAJOR, NULL};
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length,      C,
+                             c->num_heads[level],  NN_MERGE_DIM_MAJOR, NULL};
     /* MLP branch: x2 = x1 + fc2(gelu(fc1(LN2(x1)))) */
     nn_linear_backward(s->pool, dx, rows, C, ly->fc2_w, Hd, t->dhidden);
     nn_gelu_backward(r->h, t->dhidden, rows * Hd, t->dhidden);
@@ -127,7 +130,8 @@ void nest_backward(nest_state *s, const float *dlogits)
         const nest_level *lv = &m->levels[i];
         const int64_t C = c->embed_dims[i], G = c->grid[i], S = c->block_size;
         nest_blockify(t->grads[i], (int)(G / S), (int)S, (int)C, t->dx, 0);
-        for (int j = c->depths[i] - 1; j >= 0; j--) layer_backward(s, &lv->layers[j], &t->layers[i][j], i, t->dx);
+        for (int j = c->depths[i] - 1; j >= 0; j--)
+            layer_backward(s, &lv->layers[j], &t->layers[i][j], i, t->dx);
         /* + pos_embed passes the gradient through; back to the pooled map (or the patch embedding) */
         if (i == 0) {
             nest_blockify(t->dembed, (int)(G / S), (int)S, (int)C, t->dx, 1);

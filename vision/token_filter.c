@@ -21,11 +21,13 @@ int tf_filter_bind(tf_filter *t, const st_file *f, const char *prefix, int c0, c
     snprintf(key, sizeof(key), "%svidcap.config", prefix);
     const char *json = st_meta(f, key);
     cJSON *o = json ? cJSON_Parse(json) : NULL;
-    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hidden"), *cx = cJSON_GetObjectItemCaseSensitive(o, "context");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hidden"),
+                *cx = cJSON_GetObjectItemCaseSensitive(o, "context");
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "keep");
     int rc = VC_ERR_MODEL;
     if (!cJSON_IsNumber(h) || !cJSON_IsBool(cx) || !cJSON_IsNumber(k)) {
-        snprintf(err, errlen, "token filter: %s missing or not {\"hidden\":H,\"context\":bool,\"keep\":R}", key);
+        snprintf(err, errlen, "token filter: %s missing or not {\"hidden\":H,\"context\":bool,\"keep\":R}",
+                 key);
         goto end;
     }
     t->hidden = (int)h->valuedouble;
@@ -44,9 +46,11 @@ int tf_filter_bind(tf_filter *t, const st_file *f, const char *prefix, int c0, c
         const st_tensor *ts = st_find(f, key);
         int nd = want[i][1] ? 2 : 1;
         if (!ts || ts->ndim != nd || ts->shape[0] != want[i][0] || (nd == 2 && ts->shape[1] != want[i][1])) {
-            snprintf(err, errlen, "token filter: %s missing or not [%lld%s%lld] (does the filter fit this backbone, "
-                     "level-0 width %d?)", key, (long long)want[i][0], nd == 2 ? ", " : "",
-                     nd == 2 ? (long long)want[i][1] : 0LL, c0);
+            snprintf(err, errlen,
+                     "token filter: %s missing or not [%lld%s%lld] (does the filter fit this backbone, "
+                     "level-0 width %d?)",
+                     key, (long long)want[i][0], nd == 2 ? ", " : "", nd == 2 ? (long long)want[i][1] : 0LL,
+                     c0);
             goto end;
         }
         *dst[i] = ts->data;
@@ -68,13 +72,14 @@ int tf_filter_save(const tf_filter *t, const char *path, char *err, size_t errle
 {
     st_writer *w = st_writer_create();
     char cfg[160];
-    snprintf(cfg, sizeof(cfg), "{\"in_dim\":%d,\"hidden\":%d,\"context\":%s,\"keep\":%g}", t->in_dim, t->hidden,
-             t->context ? "true" : "false", t->keep);
+    snprintf(cfg, sizeof(cfg), "{\"in_dim\":%d,\"hidden\":%d,\"context\":%s,\"keep\":%g}", t->in_dim,
+             t->hidden, t->context ? "true" : "false", t->keep);
     const int64_t s1[2] = {t->hidden, t->in_dim}, s2[1] = {t->hidden}, s3[2] = {1, t->hidden}, s4[1] = {1};
-    int rc = !w || st_writer_add(w, "fc1.weight", 2, s1, t->fc1_w) || st_writer_add(w, "fc1.bias", 1, s2, t->fc1_b) ||
-             st_writer_add(w, "fc2.weight", 2, s3, t->fc2_w) || st_writer_add(w, "fc2.bias", 1, s4, t->fc2_b) ||
-             st_writer_meta(w, "vidcap.format", "1") || st_writer_meta(w, "vidcap.arch", "token_filter") ||
-             st_writer_meta(w, "vidcap.config", cfg);
+    int rc = !w || st_writer_add(w, "fc1.weight", 2, s1, t->fc1_w) ||
+             st_writer_add(w, "fc1.bias", 1, s2, t->fc1_b) ||
+             st_writer_add(w, "fc2.weight", 2, s3, t->fc2_w) ||
+             st_writer_add(w, "fc2.bias", 1, s4, t->fc2_b) || st_writer_meta(w, "vidcap.format", "1") ||
+             st_writer_meta(w, "vidcap.arch", "token_filter") || st_writer_meta(w, "vidcap.config", cfg);
     if (rc) {
         snprintf(err, errlen, "%s: out of memory", path);
         rc = VC_ERR_NOMEM;
@@ -97,17 +102,22 @@ void tf_features(const nest_state *s, int context, float *feat)
         for (int y = (g / top) * side; y < (g / top + 1) * side; y++)
             for (int x = (g % top) * side; x < (g % top + 1) * side; x++) {
                 const float *e = s->embed + ((size_t)y * G0 + x) * C;
-                const float *p = pos + ((size_t)((y / S) * (G0 / S) + x / S) * S * S + (size_t)(y % S) * S + x % S) * C;
-                for (int k = 0; k < C; k++) f[k] += e[k] + p[k];
+                const float *p =
+                    pos + ((size_t)((y / S) * (G0 / S) + x / S) * S * S + (size_t)(y % S) * S + x % S) * C;
+                for (int k = 0; k < C; k++)
+                    f[k] += e[k] + p[k];
             }
-        for (int k = 0; k < C; k++) f[k] /= (float)(side * side);
+        for (int k = 0; k < C; k++)
+            f[k] /= (float)(side * side);
     }
     if (!context) return;
     float *mean = feat + C; /* built in row 0's context slot, then copied to every row */
     memset(mean, 0, (size_t)C * sizeof(float));
     for (int g = 0; g < groups; g++)
-        for (int k = 0; k < C; k++) mean[k] += feat[(size_t)g * stride + k] / (float)groups;
-    for (int g = 1; g < groups; g++) memcpy(feat + (size_t)g * stride + C, mean, (size_t)C * sizeof(float));
+        for (int k = 0; k < C; k++)
+            mean[k] += feat[(size_t)g * stride + k] / (float)groups;
+    for (int g = 1; g < groups; g++)
+        memcpy(feat + (size_t)g * stride + C, mean, (size_t)C * sizeof(float));
 }
 
 void tf_scores(const tf_filter *t, const float *feat, int groups, float *hidden, float *scores)
@@ -145,7 +155,8 @@ static float rng_uniform(uint64_t *s, float lo, float hi)
     return lo + (hi - lo) * (float)((rng_next(s) >> 40) * (1.0 / 16777216.0));
 }
 
-int tf_fit(const float *feat, const float *labels, int64_t n, int in_dim, const tf_fit_params *p, tf_filter *out)
+int tf_fit(const float *feat, const float *labels, int64_t n, int in_dim, const tf_fit_params *p,
+           tf_filter *out)
 {
     enum { BATCH = 256 };
     const int H = p->hidden;
@@ -166,11 +177,15 @@ int tf_fit(const float *feat, const float *labels, int64_t n, int in_dim, const 
     float *gW1 = g, *gB1 = gW1 + n_w1, *gW2 = gB1 + H, *gB2 = gW2 + H;
     uint64_t rng = p->seed * 0x9E3779B97F4A7C15ull + 1;
     /* PyTorch's default Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-    for (size_t i = 0; i < n_w1; i++) W1[i] = rng_uniform(&rng, -1.f, 1.f) / sqrtf((float)in_dim);
-    for (int i = 0; i < H; i++) W2[i] = rng_uniform(&rng, -1.f, 1.f) / sqrtf((float)H);
-    for (int64_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = 0; i < n_w1; i++)
+        W1[i] = rng_uniform(&rng, -1.f, 1.f) / sqrtf((float)in_dim);
+    for (int i = 0; i < H; i++)
+        W2[i] = rng_uniform(&rng, -1.f, 1.f) / sqrtf((float)H);
+    for (int64_t i = 0; i < n; i++)
+        order[i] = i;
     double pos = 0;
-    for (int64_t i = 0; i < n; i++) pos += labels[i] > 0.5f;
+    for (int64_t i = 0; i < n; i++)
+        pos += labels[i] > 0.5f;
     /* weight positives so both classes count equally, whatever the labels' balance */
     const float pos_weight = pos > 0 && pos < n ? (float)((n - pos) / pos) : 1.f;
     int64_t step = 0;
@@ -183,7 +198,9 @@ int tf_fit(const float *feat, const float *labels, int64_t n, int in_dim, const 
         double total = 0;
         for (int64_t b0 = 0; b0 < n; b0 += BATCH) {
             const int B = (int)(n - b0 < BATCH ? n - b0 : BATCH);
-            for (int r = 0; r < B; r++) memcpy(xb + (size_t)r * in_dim, feat + (size_t)order[b0 + r] * in_dim, (size_t)in_dim * sizeof(float));
+            for (int r = 0; r < B; r++)
+                memcpy(xb + (size_t)r * in_dim, feat + (size_t)order[b0 + r] * in_dim,
+                       (size_t)in_dim * sizeof(float));
             nn_linear(NULL, xb, B, in_dim, W1, B1, H, h);
             nn_gelu(NULL, h, (int64_t)B * H, a);
             nn_linear(NULL, a, B, H, W2, B2, 1, z);

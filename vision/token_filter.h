@@ -8,10 +8,10 @@
 #include "vision/nest.h"
 
 typedef struct tf_filter {
-    int in_dim, hidden, context; /* in_dim = C_0, or 2 * C_0 with the image-mean context */
-    float keep;                  /* default keep ratio stored with the filter */
+    int in_dim, hidden, context;                /* in_dim = C_0, or 2 * C_0 with the image-mean context */
+    float keep;                                 /* default keep ratio stored with the filter */
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b; /* [hidden, in_dim], [hidden], [1, hidden], [1] */
-    float *owned;                /* weights trained in memory (tf_fit), else NULL */
+    float *owned;                               /* weights trained in memory (tf_fit), else NULL */
 } tf_filter;
 
 /* Binds prefix + "fc1.weight" ... and prefix + "vidcap.config" ({"hidden":H,"context":true,"keep":0.5})
@@ -39,4 +39,5 @@ typedef struct tf_fit_params {
     void *user_data;
 } tf_fit_params;
 
-int tf_fit(const float *feat, const float *labels, int64_t n, int in_dim, const tf_fit_params *p, tf_filter *out);
+int tf_fit(const float *feat, const float *labels, int64_t n, int in_dim, const tf_fit_params *p,
+           tf_filter *out);

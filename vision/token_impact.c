@@ -14,9 +14,11 @@ int tf_groups(const nest_config *c)
 static float cross_entropy(const float *logits, int n, int label)
 {
     float m = logits[0];
-    for (int k = 1; k < n; k++) m = logits[k] > m ? logits[k] : m;
+    for (int k = 1; k < n; k++)
+        m = logits[k] > m ? logits[k] : m;
     double sum = 0;
-    for (int k = 0; k < n; k++) sum += exp((double)logits[k] - m);
+    for (int k = 0; k < n; k++)
+        sum += exp((double)logits[k] - m);
     return (float)(log(sum) + m - logits[label]);
 }
 
@@ -40,7 +42,8 @@ void tf_impact_loo(nest_state *s, const float *input, int label, float *delta, f
     for (int g = 0; g < tf_groups(c); g++) {
         int y0, x0, side;
         group_box(c, g, &y0, &x0, &side);
-        for (int y = y0; y < y0 + side; y++) memset(s->embed + ((size_t)y * G0 + x0) * C, 0, (size_t)side * C * sizeof(float));
+        for (int y = y0; y < y0 + side; y++)
+            memset(s->embed + ((size_t)y * G0 + x0) * C, 0, (size_t)side * C * sizeof(float));
         nest_forward_levels(s, NULL);
         delta[g] = cross_entropy(s->logits, c->num_classes, label) - base;
         for (int y = y0; y < y0 + side; y++)
@@ -66,8 +69,10 @@ void tf_impact_grad(nest_state *s, const float *input, int label, float *delta)
         double acc = 0;
         for (int y = y0; y < y0 + side; y++)
             for (int x = x0; x < x0 + side; x++) {
-                const float *e = s->embed + ((size_t)y * G0 + x) * C, *ge = s->tape->dembed + ((size_t)y * G0 + x) * C;
-                for (int k = 0; k < C; k++) acc += (double)e[k] * ge[k];
+                const float *e = s->embed + ((size_t)y * G0 + x) * C,
+                            *ge = s->tape->dembed + ((size_t)y * G0 + x) * C;
+                for (int k = 0; k < C; k++)
+                    acc += (double)e[k] * ge[k];
             }
         delta[g] = (float)-acc;
     }

@@ -14,7 +14,8 @@
 #include "vidcap.h"
 
 static const char *usage =
-    "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32 [KEEP [FILTER|random]]\n"
+    "usage: vidcap-bench nest MODEL.safetensors INPUT.f32 THREADS ITERS OUT_LOGITS.f32 [KEEP "
+    "[FILTER|random]]\n"
     "       vidcap-bench sgemm N THREADS ITERS\n"
     "       vidcap-bench explain MODEL.safetensors IMAGE THREADS ITERS\n"
     "       vidcap-bench impact MODEL.safetensors IMAGES.idx LABELS.idx N\n"
@@ -236,13 +237,17 @@ static double spearman(const float *a, const float *b, int n)
         double *r = k ? rb : ra;
         for (int i = 0; i < n; i++) {
             int less = 0, equal = 0;
-            for (int j = 0; j < n; j++) less += x[j] < x[i], equal += x[j] == x[i];
+            for (int j = 0; j < n; j++)
+                less += x[j] < x[i], equal += x[j] == x[i];
             r[i] = less + (equal - 1) / 2.0;
         }
     }
     double ma = 0, mb = 0, va = 0, vb = 0;
-    for (int i = 0; i < n; i++) ma += ra[i] / n, mb += rb[i] / n;
-    for (int i = 0; i < n; i++) s += (ra[i] - ma) * (rb[i] - mb), va += (ra[i] - ma) * (ra[i] - ma), vb += (rb[i] - mb) * (rb[i] - mb);
+    for (int i = 0; i < n; i++)
+        ma += ra[i] / n, mb += rb[i] / n;
+    for (int i = 0; i < n; i++)
+        s += (ra[i] - ma) * (rb[i] - mb), va += (ra[i] - ma) * (ra[i] - ma),
+            vb += (rb[i] - mb) * (rb[i] - mb);
     free(ra);
     free(rb);
     return s / sqrt(va * vb + 1e-30);
@@ -272,7 +277,8 @@ static int bench_impact(int argc, char **argv)
     w = hdr[12] << 24 | hdr[13] << 16 | hdr[14] << 8 | hdr[15];
     gray = malloc((size_t)w * h);
     rgb = malloc((size_t)w * h * 3);
-    if (!gray || !rgb || vc_model_load(argv[2], vc_model_default_params(), &m, err, sizeof(err)) || !(s = vc_state_create(m))) {
+    if (!gray || !rgb || vc_model_load(argv[2], vc_model_default_params(), &m, err, sizeof(err)) ||
+        !(s = vc_state_create(m))) {
         fprintf(stderr, "vidcap-bench: %s\n", m ? "out of memory" : err);
         goto end;
     }
@@ -280,7 +286,8 @@ static int bench_impact(int argc, char **argv)
     int done = 0;
     for (int i = 0; i < n; i++) {
         if (fread(gray, 1, (size_t)w * h, fi) != (size_t)w * h || fread(&lab, 1, 1, fl) != 1) break;
-        for (int p = 0; p < w * h; p++) rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = gray[p];
+        for (int p = 0; p < w * h; p++)
+            rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = gray[p];
         int g = vc_token_impact(s, rgb, w, h, lab, loo, grad, err, sizeof(err));
         if (g < 0) {
             fprintf(stderr, "vidcap-bench: %s\n", err);
@@ -338,8 +345,8 @@ static int bench_explain(int argc, char **argv)
         te[i] = now_ms() - t1;
     }
     double c = median(tc, iters), e = median(te, iters);
-    printf("{\"classify_ms\": %.3f, \"explain_ms\": %.3f, \"ratio\": %.2f, \"threads\": %d, \"iters\": %d}\n", c, e,
-           e / c, threads, iters);
+    printf("{\"classify_ms\": %.3f, \"explain_ms\": %.3f, \"ratio\": %.2f, \"threads\": %d, \"iters\": %d}\n",
+           c, e, e / c, threads, iters);
     rc = 0;
 end:
     vc_state_free(s);
