@@ -39,7 +39,7 @@ bench: deps-test build
 	/usr/bin/python3 tools/bench/bench_nest.py --vidcap $(BUILD)/vidcap-bench
 
 tradeoff: deps-test build
-	sh tools/bench/tradeoff.sh $(BUILD)
+	sh tools/bench/tradeoff.sh $(BUILD) $(MODEL)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

@@ -22,6 +22,10 @@ from gen_nest import randomize
 from nest_ref import NEST_TINY, Nest
 m = Nest(NEST_TINY); randomize(m, torch.Generator().manual_seed(0))
 safetensors_io.save('$work/nest_tiny.safetensors', m.state_dict())"
+if ! "$build/vidcap" classify -np -m "$model" --keep 0.5 samples/bag.jpg >/dev/null; then
+    echo "tradeoff: $model carries no token filter: give a model fine-tuned with one (see the README)" >&2
+    exit 1
+fi
 ms() { "$build/vidcap-bench" nest "$@" 2>/dev/null | sed 's/.*"ms_per_image": \([0-9.]*\).*/\1/'; }
 acc() { sh tools/eval_fashion.sh "$build/vidcap" "$model" "$@" 2>/dev/null | sed -n 's/top-1 accuracy: \([0-9.]*\)%.*/\1/p'; }
 echo "| keep | top-1, learned filter | top-1, random keep | Fashion model img/s (1 thread) | speed-up | nest_tiny img/s (1 thread) | speed-up |"
