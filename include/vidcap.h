@@ -23,12 +23,10 @@ enum vc_status {
 };
 
 const char *vc_version(void);
-/* One line for stderr: BLAS, its threads, CPU features. */
+/* One line for stderr: BLAS, its core and threads, CPU features. When Debian 12's OpenBLAS falls back to
+ * generic pre-AVX2 kernels on a CPU it does not know, vidcap re-selects the ones the CPU supports before
+ * its first product (unless OPENBLAS_CORETYPE is set); the line names the core in use. */
 const char *vc_system_info(int n_threads);
-/* Debian 12's OpenBLAS does not know recent CPUs and falls back to generic pre-AVX2 kernels; vidcap then
- * re-runs OpenBLAS's dispatch with the core the CPU supports (AVX2 or AVX-512) before its first GEMM,
- * unless OPENBLAS_CORETYPE is set. This names that core, or NULL when OpenBLAS chose well. */
-const char *vc_blas_preferred_core(void);
 
 /* ---- models ---- */
 typedef struct vc_model vc_model;

@@ -26,11 +26,6 @@ const char *vc_system_info(int n_threads)
     return buf;
 }
 
-const char *vc_blas_preferred_core(void)
-{
-    return nn_blas_preferred_core();
-}
-
 vc_model_params vc_model_default_params(void)
 {
     vc_model_params p = {.n_threads = 0};

@@ -21,6 +21,15 @@ static const st_tensor *need(const st_file *f, const char *name, int64_t numel)
     return t && t->numel == numel ? t : NULL;
 }
 
+/* tu_close, and on success one line with the figures the notes quote */
+static void compare(const char *label, const float *got, const float *want, int64_t n, float tol,
+                    float floor_scale)
+{
+    if (tu_close(label, got, want, n, tol, floor_scale))
+        fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(got, want, n),
+                nn_max_abs(want, n));
+}
+
 static void top5(const float *x, int n, int *idx)
 {
     for (int i = 0; i < 5 && i < n; i++) {
@@ -42,22 +51,15 @@ static void check_backward(nest_state *s, const st_file *ef, const char *name, c
     const st_tensor *target = need(ef, "target", 1);
     if (!target || nest_state_enable_backward(s, 1)) return;
     nest_forward(s, input);
-    int c = (int)target->data[0], n = cfg->num_classes;
-    float *d = s->tape->dlogits;
-    memcpy(d, s->logits, (size_t)n * sizeof(float));
-    nn_softmax(d, 1, n);
-    for (int k = 0; k < n; k++)
-        d[k] = (k == c) - d[k];
-    nest_backward(s, d);
+    int n = cfg->num_classes;
+    nest_backward_log_prob(s, (int)target->data[0], 1.f);
     for (int i = 0; i < cfg->num_levels; i++) {
         char tn[32], label[96];
         snprintf(tn, sizeof(tn), "grad%d", i);
         int64_t len = (int64_t)cfg->grid[i] * cfg->grid[i] * cfg->embed_dims[i];
         const st_tensor *want = need(ef, tn, len);
         snprintf(label, sizeof(label), "%s %s", name, tn);
-        if (want && tu_close(label, s->tape->grads[i], want->data, len, 1e-3f, 1e-12f))
-            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
-                    nn_max_abs_diff(s->tape->grads[i], want->data, len), nn_max_abs(want->data, len));
+        if (want) compare(label, s->tape->grads[i], want->data, len, 1e-3f, 1e-12f);
     }
     /* recording must not change the forward */
     const st_tensor *logits = need(ef, "logits", n);
@@ -124,15 +126,12 @@ static void check_filtered(nest_state *s, const st_file *ef, const char *name, c
         int64_t n = (int64_t)cfg->grid[i] * cfg->grid[i] * cfg->embed_dims[i];
         const st_tensor *want = need(ef, tn, n);
         snprintf(label, sizeof(label), "%s %s", name, tn);
-        if (want) tu_close(label, s->maps[i], want->data, n, 1e-4f, 1e-6f);
+        if (want) compare(label, s->maps[i], want->data, n, 1e-4f, 1e-6f);
     }
     const st_tensor *want = need(ef, "filtered.logits", cfg->num_classes);
     char label[96];
     snprintf(label, sizeof(label), "%s filtered.logits", name);
-    if (want && tu_close(label, s->logits, want->data, cfg->num_classes, 1e-4f, 1e-6f))
-        fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
-                nn_max_abs_diff(s->logits, want->data, cfg->num_classes),
-                nn_max_abs(want->data, cfg->num_classes));
+    if (want) compare(label, s->logits, want->data, cfg->num_classes, 1e-4f, 1e-6f);
 }
 
 /* Token-impact labels (leave-one-out where the fixture has them, and gradient x input) against PyTorch. */
@@ -148,16 +147,12 @@ static void check_impact(nest_state *s, const st_file *ef, const char *name, con
     if (target && grad) {
         tf_impact_grad(s, input, (int)target->data[0], delta);
         snprintf(label, sizeof(label), "%s impact.grad", name);
-        if (tu_close(label, delta, grad->data, n, 1e-3f, 1e-6f))
-            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(delta, grad->data, n),
-                    nn_max_abs(grad->data, n));
+        compare(label, delta, grad->data, n, 1e-3f, 1e-6f);
     }
     if (target && loo) {
         tf_impact_loo(s, input, (int)target->data[0], delta, scratch);
         snprintf(label, sizeof(label), "%s impact.loo", name);
-        if (tu_close(label, delta, loo->data, n, 1e-3f, 1e-4f))
-            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label, nn_max_abs_diff(delta, loo->data, n),
-                    nn_max_abs(loo->data, n));
+        compare(label, delta, loo->data, n, 1e-3f, 1e-4f);
     }
     free(delta);
     free(scratch);
@@ -238,18 +233,13 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         int64_t n = (int64_t)cfg.grid[i] * cfg.grid[i] * cfg.embed_dims[i];
         const st_tensor *want = need(ef, tn, n);
         snprintf(label, sizeof(label), "%s %s", name, tn);
-        if (want && tu_close(label, s.maps[i], want->data, n, 1e-4f, 1e-6f))
-            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
-                    nn_max_abs_diff(s.maps[i], want->data, n), nn_max_abs(want->data, n));
+        if (want) compare(label, s.maps[i], want->data, n, 1e-4f, 1e-6f);
     }
     const st_tensor *want = need(ef, "logits", cfg.num_classes);
     if (want) {
         char label[96];
         snprintf(label, sizeof(label), "%s logits", name);
-        if (tu_close(label, s.logits, want->data, cfg.num_classes, 1e-4f, 1e-6f))
-            fprintf(stderr, "%s: max err %.2e, scale %.3g\n", label,
-                    nn_max_abs_diff(s.logits, want->data, cfg.num_classes),
-                    nn_max_abs(want->data, cfg.num_classes));
+        compare(label, s.logits, want->data, cfg.num_classes, 1e-4f, 1e-6f);
         int a[5] = {0}, b[5] = {0};
         top5(s.logits, cfg.num_classes, a);
         top5(want->data, cfg.num_classes, b);

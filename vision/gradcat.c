@@ -47,13 +47,7 @@ void gradcat_run(nest_state *s, const float *input, int target, int sign, gradca
         for (int k = 1; k < n; k++)
             if (s->logits[k] > s->logits[target]) target = k;
     }
-    /* d log softmax_t / d logits = onehot(t) - softmax */
-    float *d = s->tape->dlogits;
-    memcpy(d, s->logits, (size_t)n * sizeof(float));
-    nn_softmax(d, 1, n);
-    for (int k = 0; k < n; k++)
-        d[k] = (float)(k == target) - d[k];
-    nest_backward(s, d);
+    nest_backward_log_prob(s, target, 1.f);
     r->target = target;
     for (int l = 0; l < L; l++) {
         const int64_t P = (int64_t)c->grid[l] * c->grid[l], C = c->embed_dims[l];

@@ -111,3 +111,6 @@ void nest_blockify(const float *map, int G, int S, int C, float *tok, int invers
  * fills s->tape->grads[i] (same layout as maps[i]), and tape->dembed when enabled. Needs a recorded,
  * unfiltered forward. Activations only. */
 void nest_backward(nest_state *s, const float *dlogits);
+/* nest_backward from scale * log softmax(logits)[target] of the last recorded forward: scale 1 is
+ * GradCAT's log p_c, scale -1 the cross-entropy loss of class `target`. */
+void nest_backward_log_prob(nest_state *s, int target, float scale);

@@ -145,3 +145,15 @@ void nest_backward(nest_state *s, const float *dlogits)
         nn_conv2d_backward(s->pool, &cs, t->dx, lv->conv_w, t->grads[i - 1], t->dcol);
     }
 }
+
+void nest_backward_log_prob(nest_state *s, int target, float scale)
+{
+    const int n = s->m->cfg.num_classes;
+    float *d = s->tape->dlogits;
+    /* d log softmax_t / d logits = onehot(t) - softmax */
+    memcpy(d, s->logits, (size_t)n * sizeof(float));
+    nn_softmax(d, 1, n);
+    for (int k = 0; k < n; k++)
+        d[k] = scale * ((float)(k == target) - d[k]);
+    nest_backward(s, d);
+}

@@ -55,14 +55,9 @@ void tf_impact_loo(nest_state *s, const float *input, int label, float *delta, f
 void tf_impact_grad(nest_state *s, const float *input, int label, float *delta)
 {
     const nest_config *c = &s->m->cfg;
-    const int G0 = c->grid[0], C = c->embed_dims[0], n = c->num_classes;
+    const int G0 = c->grid[0], C = c->embed_dims[0];
     nest_forward(s, input);
-    /* d CE / d logits = softmax - onehot */
-    float *d = s->tape->dlogits;
-    memcpy(d, s->logits, (size_t)n * sizeof(float));
-    nn_softmax(d, 1, n);
-    d[label] -= 1.f;
-    nest_backward(s, d);
+    nest_backward_log_prob(s, label, -1.f); /* the cross-entropy loss */
     for (int g = 0; g < tf_groups(c); g++) {
         int y0, x0, side;
         group_box(c, g, &y0, &x0, &side);
