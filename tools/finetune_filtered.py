@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--filter", required=True)
     ap.add_argument("--keep", type=float, default=0.5)
+    ap.add_argument("--keep-mix", default=None,
+                    help="comma-separated keep ratios cycled step by step (e.g. 1,0.5), so every ratio stays sharp")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--batch", type=int, default=128)
@@ -70,6 +72,7 @@ def main():
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.05)
     steps = a.epochs * (xtr.shape[0] // a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.1)
+    mix = [float(k) for k in a.keep_mix.split(",")] if a.keep_mix else [a.keep]
     t0 = time.time()
     for ep in range(a.epochs):
         model.train()
@@ -77,9 +80,14 @@ def main():
         for s in range(xtr.shape[0] // a.batch):
             idx = perm[s * a.batch:(s + 1) * a.batch]
             xb = augment(xtr[idx], gen)
-            with torch.no_grad():
-                keep = keep_topk(filt(model, xb), a.keep)
-            loss = F.cross_entropy(forward_filtered_batched(model, xb, keep), ytr[idx], label_smoothing=0.1)
+            k = mix[s % len(mix)]
+            if k >= 1:
+                logits = model(xb)
+            else:
+                with torch.no_grad():
+                    keep = keep_topk(filt(model, xb), k)
+                logits = forward_filtered_batched(model, xb, keep)
+            loss = F.cross_entropy(logits, ytr[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
