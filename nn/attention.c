@@ -1,6 +1,7 @@
-/* Multi-head self-attention over a batch of independent blocks (NesT's block-local attention).
- * Each (block, head) pair is two sgemm calls reading q, k, v in place from the fused qkv rows (lda = 3C);
- * pairs are spread over the compute threads. */
+/* Multi-head self-attention over a batch of independent blocks (NesT's block-local attention), and
+ * attention with separate query, key and value rows (the Masked Transformer's encoder, its cross-attention
+ * and incremental decoding). Each (block, head) pair is two sgemm calls reading q, k, v in place (lda is
+ * the row stride); pairs are spread over the compute threads. */
 #include <math.h>
 
 #include <cblas.h>
@@ -118,4 +119,46 @@ void nn_attention_backward(nn_pool *p, const nn_attention_shape *s, const float 
                   .ws = ws,
                   .ws_per_thread = attn_ws_per_thread(s)};
     nn_pool_run(p, s->blocks * s->heads, 1, attn_backward_pairs, &j);
+}
+
+/* ---- separate q, k, v ---- */
+
+typedef struct {
+    const nn_mha_shape *s;
+    const float *q, *k, *v;
+    float *out, *ws;
+} mha_job;
+
+size_t nn_mha_workspace(const nn_mha_shape *s, int n_threads)
+{
+    return (size_t)(s->nq * s->nk) * (size_t)(n_threads < 1 ? 1 : n_threads);
+}
+
+static void mha_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
+{
+    const mha_job *j = ctx;
+    const nn_mha_shape *s = j->s;
+    const int64_t nq = s->nq, nk = s->nk, H = s->heads, d = s->dim / H;
+    float *S = j->ws + (size_t)thread * (size_t)(nq * nk);
+    for (int64_t pair = p0; pair < p1; pair++) {
+        const int64_t g = pair / H, h = pair % H;
+        const float *q = j->q + g * s->q_group + h * d;
+        const float *k = j->k + g * s->kv_group + h * d, *v = j->v + g * s->kv_group + h * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)d, s->scale, q,
+                    (int)s->q_ld, k, (int)s->kv_ld, 0.f, S, (int)nk);
+        if (s->causal)
+            for (int64_t i = 0; i < nq; i++)
+                for (int64_t c = i + nk - nq + 1; c < nk; c++)
+                    S[i * nk + c] = -INFINITY;
+        nn_softmax(S, nq, nk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)d, (int)nk, 1.f, S, (int)nk, v,
+                    (int)s->kv_ld, 0.f, j->out + g * s->out_group + h * d, (int)s->out_ld);
+    }
+}
+
+void nn_mha(nn_pool *p, const nn_mha_shape *s, const float *q, const float *k, const float *v, float *out,
+            float *ws)
+{
+    mha_job j = {.s = s, .q = q, .k = k, .v = v, .out = out, .ws = ws};
+    nn_pool_run(p, s->groups * s->heads, 1, mha_pairs, &j);
 }

@@ -1,4 +1,5 @@
-/* Layer normalisation over the last dim (biased variance, eps a parameter: NesT uses 1e-6, torch 1e-5). */
+/* Layer normalisation over the last dim (biased variance, eps a parameter: NesT uses 1e-6, torch 1e-5), and
+ * the Masked Transformer's variant (unbiased std, eps added to the std). */
 #include <math.h>
 
 #include "nn/fastmath.h"
@@ -72,6 +73,37 @@ NN_VECTOR_CLONES static void ln_backward_rows(void *ctx, int64_t r0, int64_t r1,
             dx[c] = rstd * (g - sg - (x[c] - mean) * rstd * sgx);
         }
     }
+}
+
+/* gamma (x - mean) / (unbiased std + eps) + beta: densecap's LayerNorm, which the released checkpoints
+ * were trained with (specs/masked_transformer.md 1.3); with C = 1 the std is 0/0, as in torch */
+NN_VECTOR_CLONES static void ln_std_rows(void *ctx, int64_t r0, int64_t r1, int thread)
+{
+    const ln_job *j = ctx;
+    const int64_t C = j->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * C;
+        float *y = j->y + r * C;
+        float mean = 0.f;
+        for (int64_t c = 0; c < C; c++)
+            mean += x[c];
+        mean /= (float)C;
+        float ss = 0.f;
+        for (int64_t c = 0; c < C; c++)
+            ss += (x[c] - mean) * (x[c] - mean);
+        const float inv = 1.f / (sqrtf(ss / (float)(C - 1)) + j->eps);
+        for (int64_t c = 0; c < C; c++) {
+            float v = (x[c] - mean) * inv;
+            y[c] = j->gamma ? v * j->gamma[c] + (j->beta ? j->beta[c] : 0.f) : v;
+        }
+    }
+}
+
+void nn_layernorm_std(nn_pool *p, const float *x, int64_t rows, int64_t C, const float *gamma,
+                      const float *beta, float eps, float *y)
+{
+    ln_job j = {.x = x, .gamma = gamma, .beta = beta, .C = C, .eps = eps, .y = y};
+    nn_pool_run(p, rows, 64, ln_std_rows, &j);
 }
 
 void nn_layernorm_backward(nn_pool *p, const float *x, const float *dy, int64_t rows, int64_t C,

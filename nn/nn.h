@@ -81,6 +81,10 @@ void nn_layernorm(nn_pool *p, const float *x, int64_t rows, int64_t C, const flo
                   float eps, float *y);
 void nn_layernorm_backward(nn_pool *p, const float *x, const float *dy, int64_t rows, int64_t C,
                            const float *gamma, float eps, float *dx);
+/* The Masked Transformer's LayerNorm: (x - mean) / (unbiased std + eps) * gamma + beta, the std over C - 1
+ * (C >= 2) and eps added to the std, not the variance. y may equal x. Forward only. */
+void nn_layernorm_std(nn_pool *p, const float *x, int64_t rows, int64_t C, const float *gamma,
+                      const float *beta, float eps, float *y);
 
 /* Softmax over the last dim of x[rows,n], in place (max-subtracted). */
 void nn_softmax(float *x, int64_t rows, int64_t n);
@@ -119,6 +123,25 @@ size_t nn_attention_backward_workspace(const nn_attention_shape *s, int n_thread
 void nn_attention_backward(nn_pool *p, const nn_attention_shape *s, const float *qkv, const float *probs,
                            const float *dout, float *dqkv, float *ws);
 
+/* Multi-head attention with separate query, key and value rows and an explicit scale (cross-attention,
+ * incremental decoding, the Masked Transformer's 1/sqrt(d_model)). For each group g < groups and head h
+ * (columns [h*dim/heads, (h+1)*dim/heads) of every row):
+ *   out_g = softmax(scale * Q_g K_g^T) V_g
+ * with Q_g the nq rows at q + g*q_group (row stride q_ld), K_g and V_g the nk rows at k/v + g*kv_group
+ * (row stride kv_ld; kv_group 0 lets every group read one memory) and out_g the nq rows at
+ * out + g*out_group (row stride out_ld). causal: query i sees keys j <= i + nk - nq only (the last query
+ * sees them all), i.e. a -inf mask above the shifted diagonal. ws: nn_mha_workspace() floats. */
+typedef struct nn_mha_shape {
+    int64_t groups, nq, nk, dim, heads;
+    float scale;
+    int causal;
+    int64_t q_ld, kv_ld, out_ld;
+    int64_t q_group, kv_group, out_group;
+} nn_mha_shape;
+size_t nn_mha_workspace(const nn_mha_shape *s, int n_threads);
+void nn_mha(nn_pool *p, const nn_mha_shape *s, const float *q, const float *k, const float *v, float *out,
+            float *ws);
+
 /* 2-D convolution on a channels-last image x[in_h, in_w, in_c] with a PyTorch weight
  * w[out_c, in_c, k, k], square kernel, stride, zero padding `pad` on every side, via im2col + sgemm.
  * y[out_h, out_w, out_c], out_h = (in_h + 2 pad - k) / stride + 1. col: nn_conv2d_col_size() floats. */
@@ -155,6 +178,12 @@ void nn_conv1d_depthwise(const float *x, int64_t T, int64_t C, const float *w, c
                          int64_t pad, float *y);
 void nn_conv1d_depthwise_backward(const float *dy, int64_t T, int64_t C, const float *w, int64_t K,
                                   int64_t pad, float *dx);
+/* The same without padding and with a stride (PyTorch Conv1d(C, C, K, stride, groups=C)):
+ * y[(T - K) / stride + 1, C], output t reading inputs [t*stride, t*stride + K). Forward only. The output
+ * length is 0 when K > T. */
+int64_t nn_conv1d_depthwise_strided_out(int64_t T, int64_t K, int64_t stride);
+void nn_conv1d_depthwise_strided(const float *x, int64_t T, int64_t C, const float *w, const float *b,
+                                 int64_t K, int64_t stride, float *y);
 
 /* Batch norm in eval mode on channels-last x[rows, C]: (x - mean) / sqrt(var + eps) * gamma + beta. */
 void nn_batchnorm(const float *x, int64_t rows, int64_t C, const float *mean, const float *var,

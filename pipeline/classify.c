@@ -11,11 +11,16 @@
 
 vc_state *vc_state_create(const vc_model *m)
 {
+    return vc_state_create_threads(m, vc_default_threads(m->params.n_threads));
+}
+
+vc_state *vc_state_create_threads(const vc_model *m, int n_threads)
+{
     vc_state *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
     s->model = m;
     const nest_config *c = &m->nest.cfg;
-    s->pool = nn_pool_create(vc_default_threads(m->params.n_threads));
+    s->pool = n_threads > 1 ? nn_pool_create(n_threads) : NULL;
     s->input = malloc((size_t)c->img_size * c->img_size * c->in_chans * sizeof(float));
     s->probs = malloc((size_t)c->num_classes * sizeof(float));
     s->keep = 1.f;
@@ -25,7 +30,7 @@ vc_state *vc_state_create(const vc_model *m)
     s->tf_hidden = malloc((size_t)groups * hidden * sizeof(float));
     s->tf_scores = malloc((size_t)groups * sizeof(float));
     s->tf_mask = malloc((size_t)groups);
-    if (!s->pool || !s->input || !s->probs || !s->tf_feat || !s->tf_hidden || !s->tf_scores || !s->tf_mask ||
+    if ((n_threads > 1 && !s->pool) || !s->input || !s->probs || !s->tf_feat || !s->tf_hidden || !s->tf_scores || !s->tf_mask ||
         nest_state_init(&s->nest, &m->nest, s->pool)) {
         vc_state_free(s);
         return NULL;

@@ -72,9 +72,21 @@ static int write_png_atomic(const char *path, const img_rgb *img, char *err, siz
 
 int vc_explain_file(vc_state *s, const char *path, vc_explain_params p, char *err, size_t errlen)
 {
+    img_rgb img = {0};
+    int rc = img_load(path, &img, err, errlen);
+    if (rc) return rc;
+    rc = vc_explain_rgb(s, img.data, img.w, img.h, path, p, err, errlen);
+    img_free(&img);
+    return rc;
+}
+
+int vc_explain_rgb(vc_state *s, const uint8_t *rgb, int w, int h, const char *path, vc_explain_params p,
+                   char *err, size_t errlen)
+{
     const vc_model *m = s->model;
     const nest_config *c = &m->nest.cfg;
-    img_rgb img = {0}, pic = {0};
+    const img_rgb img = {(uint8_t *)rgb, w, h};
+    img_rgb pic = {0};
     int rc;
     if (p.target >= c->num_classes) {
         snprintf(err, errlen, "class index %d out of range (the model has %d classes)", p.target,
@@ -85,7 +97,6 @@ int vc_explain_file(vc_state *s, const char *path, vc_explain_params p, char *er
         snprintf(err, errlen, "%s: out of memory for the backward pass", path);
         return rc;
     }
-    if ((rc = img_load(path, &img, err, errlen))) return rc;
     char reason[256];
     if ((rc = img_preprocess_run(&m->pre, &img, s->input, reason, sizeof(reason)))) {
         snprintf(err, errlen, "%s: %s", path, reason);
@@ -124,7 +135,6 @@ int vc_explain_file(vc_state *s, const char *path, vc_explain_params p, char *er
         rc = write_png_atomic(p.png, &pic, err, errlen);
     }
 end:
-    img_free(&img);
     img_free(&pic);
     return rc;
 }

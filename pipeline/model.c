@@ -40,6 +40,14 @@ const char *vc_default_classifier_path(void)
     return path;
 }
 
+const char *vc_default_video_model_path(void)
+{
+    static char path[4096];
+    const char *dir = getenv("VIDCAP_MODEL_DIR");
+    snprintf(path, sizeof(path), "%s/moving-fashion.safetensors", dir && *dir ? dir : VIDCAP_MODEL_DIR);
+    return path;
+}
+
 int vc_default_threads(int requested)
 {
     if (requested > 0) return requested;
@@ -93,14 +101,24 @@ static int builtin_labels(vc_model *m, int n)
     return 0;
 }
 
-static int load_nest(vc_model *m, char *err, size_t errlen)
+/* metadata key `prefix` + `key` ("encoder." + "vidcap.config" inside a bundle) */
+static const char *meta(const st_file *f, const char *prefix, const char *key)
+{
+    char name[128];
+    snprintf(name, sizeof(name), "%s%s", prefix, key);
+    return st_meta(f, name);
+}
+
+/* The NesT under `prefix` ("" for a classifier file, "encoder." inside a bundle) and the token filter
+ * under "filter." when the file carries one. */
+static int load_nest(vc_model *m, const char *prefix, char *err, size_t errlen)
 {
     const st_file *f = m->file;
     nest_config cfg;
     int rc;
-    const char *arch = st_meta(f, "vidcap.arch");
+    const char *arch = meta(f, prefix, "vidcap.arch");
     if (arch) {
-        const char *fmt = st_meta(f, "vidcap.format");
+        const char *fmt = meta(f, prefix, "vidcap.format");
         if (fmt && atoi(fmt) > VC_FORMAT_VERSION) {
             snprintf(err, errlen, "vidcap.format %s is newer than this vidcap reads (%d): upgrade vidcap",
                      fmt, VC_FORMAT_VERSION);
@@ -111,8 +129,8 @@ static int load_nest(vc_model *m, char *err, size_t errlen)
                      arch);
             return VC_ERR_MODEL;
         }
-        const char *cj = st_meta(f, "vidcap.config"), *lj = st_meta(f, "vidcap.labels");
-        const char *pj = st_meta(f, "vidcap.preprocess");
+        const char *cj = meta(f, prefix, "vidcap.config"), *lj = meta(f, prefix, "vidcap.labels");
+        const char *pj = meta(f, prefix, "vidcap.preprocess");
         if (!cj || !lj || !pj) {
             snprintf(err, errlen, "NesT metadata lacks vidcap.%s",
                      !cj   ? "config"
@@ -129,7 +147,20 @@ static int load_nest(vc_model *m, char *err, size_t errlen)
                      m->pre.channels, img_preprocess_side(&m->pre), cfg.in_chans, cfg.img_size);
             return VC_ERR_MODEL;
         }
-        const char *trained = st_meta(f, "vidcap.trained_on");
+        const char *vj = meta(f, prefix, "vidcap.video");
+        if (vj) {
+            cJSON *v = cJSON_Parse(vj);
+            const cJSON *fps = cJSON_GetObjectItemCaseSensitive(v, "fps");
+            m->video_fps = cJSON_IsNumber(fps) && fps->valuedouble > 0 && fps->valuedouble <= 1000
+                               ? fps->valuedouble
+                               : -1;
+            cJSON_Delete(v);
+            if (m->video_fps < 0) {
+                snprintf(err, errlen, "vidcap.video must be {\"fps\": F} with 0 < F <= 1000");
+                return VC_ERR_MODEL;
+            }
+        }
+        const char *trained = meta(f, prefix, "vidcap.trained_on");
         snprintf(m->description, sizeof(m->description), "NesT, %d levels, %d classes%s%s", cfg.num_levels,
                  cfg.num_classes, trained ? ", trained on " : "", trained ? trained : "");
     } else {
@@ -148,11 +179,44 @@ static int load_nest(vc_model *m, char *err, size_t errlen)
                  cfg.num_levels > 2 ? cfg.embed_dims[2] : 0);
     }
     snprintf(m->arch, sizeof(m->arch), "nest");
-    if ((rc = nest_bind(&m->nest, f, "", &cfg, err, errlen))) return rc;
+    if ((rc = nest_bind(&m->nest, f, prefix, &cfg, err, errlen))) return rc;
     if (st_find(f, "filter.fc1.weight")) { /* a filter shipped inside the model file */
         if ((rc = tf_filter_bind(&m->filter, f, "filter.", cfg.embed_dims[0], err, errlen))) return rc;
         m->has_filter = 1;
     }
+    return 0;
+}
+
+/* The bundle's captioner: its window runs on the encoder's features at its own sampling rate. */
+static int load_captioner(vc_model *m, char *err, size_t errlen)
+{
+    const char *fmt = st_meta(m->file, "vidcap.format");
+    if (fmt && atoi(fmt) > VC_FORMAT_VERSION) {
+        snprintf(err, errlen, "vidcap.format %s is newer than this vidcap reads (%d): upgrade vidcap", fmt,
+                 VC_FORMAT_VERSION);
+        return VC_ERR_UNSUPPORTED;
+    }
+    if (!st_find(m->file, "captioner.emb.weight")) {
+        snprintf(err, errlen, "the bundle has no captioner (no \"captioner.\" tensors)");
+        return VC_ERR_MODEL;
+    }
+    if (!m->has_filter) {
+        snprintf(err, errlen, "the bundle has no token filter (no \"filter.\" tensors)");
+        return VC_ERR_MODEL;
+    }
+    int rc = cap_model_bind(m->file, "captioner.", &m->captioner, err, errlen);
+    if (rc) return rc;
+    const nest_config *c = &m->nest.cfg;
+    const int G = c->grid[c->num_levels - 1], dim = G * G * c->embed_dims[c->num_levels - 1];
+    if (cap_model_d_in(m->captioner) != dim) {
+        snprintf(err, errlen, "the captioner reads %d features a frame, the encoder gives %d",
+                 cap_model_d_in(m->captioner), dim);
+        return VC_ERR_MODEL;
+    }
+    m->video_fps = cap_model_fps(m->captioner);
+    const char *d = st_meta(m->file, "vidcap.description");
+    if (d) snprintf(m->description, sizeof(m->description), "%s", d);
+    snprintf(m->arch, sizeof(m->arch), "bundle");
     return 0;
 }
 
@@ -168,7 +232,10 @@ int vc_model_load(const char *path, vc_model_params params, vc_model **out, char
     int rc = st_open(path, &m->file, err, errlen); /* st_open names the file itself */
     if (rc) goto fail;
     char reason[400];
-    rc = load_nest(m, reason, sizeof(reason));
+    const char *arch = st_meta(m->file, "vidcap.arch");
+    m->bundle = arch && strcmp(arch, "bundle") == 0;
+    rc = load_nest(m, m->bundle ? "encoder." : "", reason, sizeof(reason));
+    if (!rc && m->bundle) rc = load_captioner(m, reason, sizeof(reason));
     if (rc) {
         snprintf(err, errlen, "%s: %s", path, reason);
         goto fail;
@@ -219,6 +286,7 @@ void vc_model_free(vc_model *m)
 {
     if (!m) return;
     st_close(m->filter_file);
+    cap_model_free(m->captioner);
     nest_unbind(&m->nest);
     for (int i = 0; i < m->n_labels; i++)
         free(m->labels[i]);

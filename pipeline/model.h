@@ -1,6 +1,7 @@
 /* The model object behind vidcap.h: a validated safetensors file, the network bound to it, its labels
  * and its preprocessing. */
 #pragma once
+#include "captioning/captioner.h"
 #include "nn/safetensors.h"
 #include "vision/gradcat.h"
 #include "vision/nest.h"
@@ -10,6 +11,7 @@
 
 /* requested > 0, or min(4, online cores) */
 int vc_default_threads(int requested);
+struct vc_state *vc_state_create_threads(const struct vc_model *m, int n_threads); /* 1: serial, no pool */
 
 struct vc_model {
     st_file *file;
@@ -24,6 +26,9 @@ struct vc_model {
     int has_filter;
     int random_filter;    /* the random-keep baseline: scores drawn at random */
     st_file *filter_file; /* a separately loaded filter's file (NULL when it came with the model) */
+    int bundle;           /* vidcap.arch = bundle: the NesT is the frame encoder under "encoder." */
+    cap_model *captioner; /* the bundle's "captioner.", else NULL */
+    double video_fps;     /* frames per second to sample a video at (vidcap.video {"fps": F}), 0 = unset */
 };
 
 /* Per-run buffers: one per thread that runs the model. */

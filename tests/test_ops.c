@@ -423,6 +423,70 @@ static void test_layernorm(void)
     test_layernorm_case(300, 96, 1e-6f, 20, 5e-5f);
 }
 
+/* ---- layernorm with unbiased std, eps on the std (the Masked Transformer's) ---- */
+
+static void ref_layernorm_std(const layernorm_ctx *c, const double *x, double *y)
+{
+    for (int64_t r = 0; r < c->rows; r++) {
+        const double *xr = x + r * c->C;
+        double mean = 0, ss = 0;
+        for (int64_t i = 0; i < c->C; i++)
+            mean += xr[i];
+        mean /= c->C;
+        for (int64_t i = 0; i < c->C; i++)
+            ss += (xr[i] - mean) * (xr[i] - mean);
+        double sd = sqrt(ss / (c->C - 1));
+        for (int64_t i = 0; i < c->C; i++)
+            y[r * c->C + i] =
+                (xr[i] - mean) / (sd + c->eps) * (c->gamma ? c->gamma[i] : 1) + (c->beta ? c->beta[i] : 0);
+    }
+}
+
+static void test_layernorm_std_case(int64_t rows, int64_t C, float eps, float offset, float spread, float tol)
+{
+    int64_t n = rows * C;
+    float *x = frand(n, offset - spread, offset + spread), *g = frand(C, 0.5f, 1.5f),
+          *be = frand(C, -0.5f, 0.5f);
+    double *xd = to_double(x, n), *gd = to_double(g, C), *bd = to_double(be, C), *yd = dnew(n);
+    layernorm_ctx c = {rows, C, gd, bd, eps};
+    ref_layernorm_std(&c, xd, yd);
+    char id[192];
+    snprintf(id, sizeof id, "rows=%lld C=%lld eps=%g offset=%g spread=%g", (long long)rows, (long long)C, eps,
+             offset, spread);
+    float *y[2];
+    for (int pi = 0; pi < 2; pi++) {
+        y[pi] = fnew(n);
+        nn_layernorm_std(pool_at(pi), x, rows, C, g, be, eps, y[pi]);
+        check_ref(nm("layernorm_std %s threads=%d", id, pi + 1), y[pi], yd, n, tol);
+    }
+    check_same(nm("layernorm_std %s 2 threads vs serial", id), y[1], y[0], n);
+    float *inplace = fcopy(x, n);
+    nn_layernorm_std(g_pool2, inplace, rows, C, g, be, eps, inplace);
+    check_same(nm("layernorm_std %s in place", id), inplace, y[0], n);
+    /* without gamma/beta: the plain normalised values */
+    layernorm_ctx c0 = {rows, C, NULL, NULL, eps};
+    ref_layernorm_std(&c0, xd, yd);
+    nn_layernorm_std(NULL, x, rows, C, NULL, NULL, eps, y[0]);
+    check_ref(nm("layernorm_std %s no affine", id), y[0], yd, n, tol);
+    free(x), free(g), free(be), free(xd), free(gd), free(bd), free(yd), free(inplace), free(y[0]), free(y[1]);
+}
+
+static void test_layernorm_std(void)
+{
+    const int64_t rows[] = {1, 7, 13}, Cs[] = {2, 5, 33};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            test_layernorm_std_case(rows[a], Cs[b], 1e-6f, 0, 2, FWD_TOL);
+    /* a small spread makes eps-on-the-std differ visibly from eps-on-the-variance and from the biased std */
+    test_layernorm_std_case(7, 5, 0.05f, 0, 0.1f, FWD_TOL);
+    test_layernorm_std_case(300, 192, 1e-6f, 20, 2, 5e-5f);
+    /* the std is unbiased: for C = 2 values {a, b}, (a - mean) / std = +-1/sqrt(2) */
+    float two[2] = {3.f, 5.f}, out[2];
+    nn_layernorm_std(NULL, two, 1, 2, NULL, NULL, 0.f, out);
+    TU_CHECK(fabsf(out[0] + 0.70710678f) < 1e-6f && fabsf(out[1] - 0.70710678f) < 1e-6f,
+             "layernorm_std C=2: got %g %g, want -+0.7071", out[0], out[1]);
+}
+
 /* ---- softmax ---- */
 
 typedef struct {
@@ -671,6 +735,114 @@ static void test_attention(void)
     test_attention_case(2, 13, 3, 5);
     test_attention_case(16, 17, 3, 8); /* many blocks so the pool splits them */
     test_attention_case(3, 50, 4, 16);
+}
+
+/* ---- attention with separate q, k, v (nn_mha) ---- */
+
+/* naive double attention over the same strided layout as nn_mha */
+static void ref_mha(const nn_mha_shape *s, const double *q, const double *k, const double *v, double *out)
+{
+    const int64_t H = s->heads, d = s->dim / H;
+    double *p = dnew(s->nk);
+    for (int64_t g = 0; g < s->groups; g++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < s->nq; i++) {
+                const double *qi = q + g * s->q_group + i * s->q_ld + h * d;
+                const int64_t visible = s->causal ? i + s->nk - s->nq + 1 : s->nk;
+                double m = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < visible; j++) {
+                    const double *kj = k + g * s->kv_group + j * s->kv_ld + h * d;
+                    double acc = 0;
+                    for (int64_t e = 0; e < d; e++)
+                        acc += qi[e] * kj[e];
+                    p[j] = acc * s->scale;
+                    m = p[j] > m ? p[j] : m;
+                }
+                for (int64_t j = 0; j < visible; j++)
+                    sum += (p[j] = exp(p[j] - m));
+                for (int64_t e = 0; e < d; e++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < visible; j++)
+                        acc += p[j] / sum * v[g * s->kv_group + j * s->kv_ld + h * d + e];
+                    out[g * s->out_group + i * s->out_ld + h * d + e] = acc;
+                }
+            }
+    free(p);
+}
+
+/* pad: extra floats per row (strided views); shared: every group reads one memory */
+static void test_mha_case(int64_t groups, int64_t nq, int64_t nk, int64_t heads, int64_t head_dim, int causal,
+                          int64_t pad, int shared)
+{
+    const int64_t D = heads * head_dim, ld = D + pad;
+    nn_mha_shape s = {.groups = groups,
+                      .nq = nq,
+                      .nk = nk,
+                      .dim = D,
+                      .heads = heads,
+                      .scale = 1.f / sqrtf((float)D),
+                      .causal = causal,
+                      .q_ld = ld,
+                      .kv_ld = ld,
+                      .out_ld = ld,
+                      .q_group = nq * ld,
+                      .kv_group = shared ? 0 : nk * ld,
+                      .out_group = nq * ld};
+    const int64_t nqf = groups * nq * ld, nkf = (shared ? 1 : groups) * nk * ld;
+    float *q = frand(nqf, -2, 2), *k = frand(nkf, -2, 2), *v = frand(nkf, -2, 2);
+    double *qd = to_double(q, nqf), *kd = to_double(k, nkf), *vd = to_double(v, nkf), *od = dnew(nqf);
+    ref_mha(&s, qd, kd, vd, od);
+    char id[192];
+    snprintf(id, sizeof id,
+             "groups=%lld nq=%lld nk=%lld heads=%lld head_dim=%lld causal=%d pad=%lld shared=%d",
+             (long long)groups, (long long)nq, (long long)nk, (long long)heads, (long long)head_dim, causal,
+             (long long)pad, shared);
+    float *out[2];
+    for (int pi = 0; pi < 2; pi++) {
+        float *ws = fnew((int64_t)nn_mha_workspace(&s, nn_pool_size(pool_at(pi))));
+        out[pi] = fnew(nqf);
+        nn_mha(pool_at(pi), &s, q, k, v, out[pi], ws);
+        /* the padding columns are not the op's to write: compare only the D real ones */
+        float *got = fnew(groups * nq * D), *want = fnew(groups * nq * D);
+        for (int64_t r = 0; r < groups * nq; r++)
+            for (int64_t e = 0; e < D; e++) {
+                got[r * D + e] = out[pi][r * ld + e];
+                want[r * D + e] = (float)od[r * ld + e];
+            }
+        tu_close(nm("mha %s threads=%d", id, pi + 1), got, want, groups * nq * D, FWD_TOL, 1e-6f);
+        for (int64_t r = 0; r < groups * nq && pad; r++)
+            TU_CHECK(isnan(out[pi][r * ld + D]), "mha %s: wrote a padding column", id);
+        free(ws), free(got), free(want);
+    }
+    free(q), free(k), free(v), free(qd), free(kd), free(vd), free(od), free(out[0]), free(out[1]);
+}
+
+static void test_mha(void)
+{
+    test_mha_case(1, 1, 1, 1, 5, 0, 0, 0);
+    test_mha_case(3, 7, 11, 2, 4, 0, 0, 0);   /* cross-attention: nq != nk */
+    test_mha_case(2, 9, 9, 3, 5, 1, 0, 0);    /* causal self-attention */
+    test_mha_case(5, 1, 6, 4, 3, 1, 3, 0);    /* one new token over a cache: causal sees everything */
+    test_mha_case(4, 3, 8, 2, 6, 1, 0, 0);    /* the last 3 queries of 8 */
+    test_mha_case(6, 3, 20, 4, 8, 0, 5, 1);   /* beams of groups sharing one memory, strided rows */
+    test_mha_case(16, 17, 17, 3, 8, 0, 0, 0); /* many pairs so the pool splits them */
+    /* the causal mask is not a no-op: the first query of a causal pass sees only the first key */
+    nn_mha_shape s = {.groups = 1,
+                      .nq = 2,
+                      .nk = 2,
+                      .dim = 1,
+                      .heads = 1,
+                      .scale = 1,
+                      .causal = 1,
+                      .q_ld = 1,
+                      .kv_ld = 1,
+                      .out_ld = 1,
+                      .q_group = 2,
+                      .kv_group = 2,
+                      .out_group = 2};
+    float q[2] = {1, 1}, k[2] = {0, 9}, v[2] = {3, 7}, o[2], ws[4];
+    nn_mha(NULL, &s, q, k, v, o, ws);
+    TU_CHECK(o[0] == 3.f && o[1] > 6.99f, "mha causal 2x2: got %g %g, want 3 and ~7", o[0], o[1]);
 }
 
 /* ---- conv2d ---- */
@@ -985,6 +1157,46 @@ static void test_conv1d(void)
             }
 }
 
+/* ---- strided depthwise conv1d (the anchor branches) ---- */
+
+static void test_conv1d_strided(void)
+{
+    const int64_t cases[][4] = {/* T, C, K, stride */
+                                {1, 3, 1, 1},     {7, 5, 3, 1},    {17, 33, 5, 2},
+                                {17, 4, 4, 3},    {160, 8, 24, 1}, {480, 6, 251, 6},
+                                {480, 3, 111, 3}, {9, 2, 9, 4},    {9, 2, 10, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const int64_t T = cases[i][0], C = cases[i][1], K = cases[i][2], S = cases[i][3];
+        const int64_t To = K > T ? 0 : (T - K) / S + 1;
+        char id[128];
+        snprintf(id, sizeof id, "T=%lld C=%lld K=%lld stride=%lld", (long long)T, (long long)C, (long long)K,
+                 (long long)S);
+        TU_CHECK(nn_conv1d_depthwise_strided_out(T, K, S) == To, "conv1d_strided %s: out %lld, want %lld", id,
+                 (long long)nn_conv1d_depthwise_strided_out(T, K, S), (long long)To);
+        if (To == 0) continue;
+        float *x = frand(T * C, -1, 1), *w = frand(C * K, -1, 1), *b = i % 2 ? frand(C, -1, 1) : NULL;
+        float *y = fnew(To * C);
+        double *yd = dnew(To * C);
+        for (int64_t t = 0; t < To; t++)
+            for (int64_t c = 0; c < C; c++) {
+                double acc = b ? b[c] : 0;
+                for (int64_t k = 0; k < K; k++)
+                    acc += (double)w[c * K + k] * x[(t * S + k) * C + c];
+                yd[t * C + c] = acc;
+            }
+        nn_conv1d_depthwise_strided(x, T, C, w, b, K, S, y);
+        check_ref(nm("conv1d_depthwise_strided %s", id), y, yd, To * C, FWD_TOL);
+        if (S == 1) {
+            /* stride 1 is the unpadded stride-1 op */
+            float *y1 = fnew(To * C);
+            nn_conv1d_depthwise(x, T, C, w, b, K, 0, y1);
+            check_same(nm("conv1d_depthwise_strided %s vs conv1d_depthwise", id), y, y1, To * C);
+            free(y1);
+        }
+        free(x), free(w), free(b), free(y), free(yd);
+    }
+}
+
 /* ---- batchnorm ---- */
 
 typedef struct {
@@ -1046,6 +1258,7 @@ int main(void)
     test_fastmath();
     test_linear();
     test_layernorm();
+    test_layernorm_std();
     test_softmax();
     const int64_t gelu_n[] = {1, 7, 13, 1000, 100003};
     for (int i = 0; i < 5; i++)
@@ -1053,10 +1266,12 @@ int main(void)
     test_add();
     test_attention();
     test_attention_ragged();
+    test_mha();
     test_conv2d();
     test_maxpool();
     test_meanpool();
     test_conv1d();
+    test_conv1d_strided();
     test_batchnorm();
     nn_pool_free(g_pool2);
     return tu_finish("test_ops");

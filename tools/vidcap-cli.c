@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "vidcap.h"
-
-enum { EXIT_ARGS = 1, EXIT_MODEL = 3, EXIT_INPUT = 10 };
 
 typedef struct cli_opts {
     const char *cmd;
@@ -29,14 +28,16 @@ typedef struct cli_opts {
 
 static void usage_main(FILE *f)
 {
-    fprintf(f, "usage: vidcap <command> [options] FILE...\n\n"
+    fprintf(f, "usage: vidcap [options] VIDEO...      dense captions of videos (same as vidcap caption)\n"
+               "       vidcap <command> [options] FILE...\n\n"
                "commands:\n"
+               "  caption    dense video captioning: events with start, end and a sentence\n"
                "  classify   label images with a NesT classifier (top-k classes)\n"
                "  explain    GradCAT: the path down NesT's block tree and a heatmap PNG per image\n"
                "  filter-fit fit a token filter for a NesT model from a folder of labelled images\n"
+               "  features   the frame encoder's feature sequence of videos (.safetensors per video)\n"
                "  version    print the version and the system-info line\n\n"
-               "Dense captioning (vidcap VIDEO) is not in this build yet.\n"
-               "Run 'vidcap classify -h' or 'vidcap explain -h' for their options.\n");
+               "Run 'vidcap <command> -h' for its options.\n");
 }
 
 static void usage_cmd(FILE *f, const cli_opts *d)
@@ -82,16 +83,6 @@ static void usage_cmd(FILE *f, const cli_opts *d)
             f,
             "             --eval-idx IMAGES LABELS\n"
             "                                 top-1 accuracy over uncompressed IDX files (MNIST format)\n");
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
 }
 
 static void json_string(FILE *f, const char *s)
@@ -257,7 +248,7 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
             o->model = v;
         } else if (IS("-k", "--top-k") || IS("-t", "--threads")) {
             int *dst = IS("-k", "--top-k") ? &o->top_k : &o->n_threads;
-            if (parse_int(v, IS("-k", "--top-k") ? 1 : 0, IS("-k", "--top-k") ? 64 : 256, dst)) {
+            if (cli_parse_int(v, IS("-k", "--top-k") ? 1 : 0, IS("-k", "--top-k") ? 64 : 256, dst)) {
                 fprintf(stderr, "vidcap %s: invalid value '%s' for %s\n", o->cmd, v, a);
                 return EXIT_ARGS;
             }
@@ -279,7 +270,7 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
         } else if (fit && IS("-o", "--output")) {
             o->out_filter = v;
         } else if (fit && !strcmp(a, "--epochs")) {
-            if (parse_int(v, 1, 10000, &o->epochs)) {
+            if (cli_parse_int(v, 1, 10000, &o->epochs)) {
                 fprintf(stderr, "vidcap %s: invalid value '%s' for %s\n", o->cmd, v, a);
                 return EXIT_ARGS;
             }
@@ -347,7 +338,7 @@ static int resolve_target(const vc_model *m, const char *spec, int *target)
     *target = -1;
     if (!spec) return 0;
     if ((*target = vc_model_find_label(m, spec)) >= 0) return 0;
-    if (!parse_int(spec, 0, vc_model_n_labels(m) - 1, target)) return 0;
+    if (!cli_parse_int(spec, 0, vc_model_n_labels(m) - 1, target)) return 0;
     fprintf(stderr, "vidcap explain: unknown class '%s': give a label of the model or an index 0..%d\n", spec,
             vc_model_n_labels(m) - 1);
     return -1;
@@ -539,9 +530,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "classify") || !strcmp(argv[1], "explain") || !strcmp(argv[1], "filter-fit"))
         return run_command(argv[1], argc - 2, argv + 2);
-    fprintf(stderr,
-            "vidcap: '%s': dense captioning of videos is not in this build yet; "
-            "available commands: classify, version (see vidcap -h)\n",
-            argv[1]);
-    return EXIT_ARGS;
+    if (!strcmp(argv[1], "features") || !strcmp(argv[1], "caption"))
+        return cli_video_command(argv[1], argc - 2, argv + 2);
+    return cli_video_command("caption", argc - 1, argv + 1); /* vidcap VIDEO... */
 }
