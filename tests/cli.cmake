@@ -13,3 +13,7 @@ add_test(NAME cli_filter
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/filter.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
                  ${CMAKE_CURRENT_BINARY_DIR}/cli_filter)
 set_tests_properties(cli_filter PROPERTIES LABELS cli TIMEOUT 600)
+add_test(NAME cli_features
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/features.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_features ${VIDCAP_SRC}/models/fashion-nest.safetensors)
+set_tests_properties(cli_features PROPERTIES LABELS cli TIMEOUT 300)
