@@ -1,0 +1,39 @@
+#!/bin/sh
+# A 20-minute video through `vidcap` (the captioner's overlapping windows, merged): events over the whole
+# length, in time order, no duplicates from the overlaps, and the events found as well at the end as at
+# the start (recall at tIoU 0.5 against the joined reference, per first and last 5 minutes).
+# usage: long_video.sh VIDCAP SRCDIR WORKDIR BUNDLE
+set -u
+vidcap=$1 src=$2 work=$3 bundle=$4
+mkdir -p "$work"
+[ -f "$work/long.mp4" ] || /usr/bin/python3 "$src/tools/make_long_video.py" --minutes 20 --out "$work/long.mp4" \
+    --work "$work/parts" || { echo "FAIL make_long_video.py"; exit 1; }
+"$vidcap" -np -m "$bundle" -oj -of "$work/out" "$work/long.mp4" >"$work/stdout" 2>"$work/err" ||
+    { echo "FAIL vidcap: $(cat "$work/err")"; exit 1; }
+/usr/bin/python3 - "$work/out.json" "$work/long.json" <<'EOF'
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]["long"]
+ref = json.load(open(sys.argv[2]))["long"]
+fail = 0
+def check(cond, what):
+    global fail
+    print(("ok   " if cond else "FAIL ") + what)
+    fail |= not cond
+def tiou(a, b):
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / (a[1] - a[0] + b[1] - b[0] - inter)
+starts = [r["timestamp"][0] for r in res]
+check(starts == sorted(starts), f"{len(res)} events in time order")
+check(res and res[-1]["timestamp"][1] > ref["duration"] - 120, "events reach the last two minutes")
+dups = [(a, b) for i, a in enumerate(res) for b in res[i + 1:i + 20]
+        if a["sentence"] == b["sentence"] and tiou(a["timestamp"], b["timestamp"]) >= 0.5]
+check(not dups, f"no duplicated events ({len(dups)})")
+def recall(t0, t1):
+    gt = [g for g in ref["timestamps"] if t0 <= g[0] < t1]
+    hit = sum(any(tiou(g, r["timestamp"]) >= 0.5 for r in res) for g in gt)
+    return hit / max(1, len(gt))
+first, last = recall(0, 300), recall(ref["duration"] - 300, ref["duration"])
+check(first >= 0.5 and last >= 0.5 and abs(first - last) <= 0.25,
+      f"recall@0.5 first 5 min {first:.2f}, last 5 min {last:.2f}")
+sys.exit(fail)
+EOF
