@@ -60,6 +60,7 @@ static void layout(cap_state *s, carver *c, int beam, int n_threads)
     s->att = F(rows * d);
     s->tmp = F(rows * d);
     s->hidden = F(rows * ff);
+    s->ws_per_thread = (size_t)ws;
     s->attn_ws = F(ws * n_threads);
     s->br_a = F(T * d);
     s->br_b = F(T * d);
@@ -127,6 +128,7 @@ static int reserve(cap_state *s, int beam, int n_threads)
 
 cap_state *cap_state_create(const cap_model *m)
 {
+    if (!m) return NULL;
     cap_state *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
     s->m = m;
@@ -158,6 +160,14 @@ void cap_state_set_trace(cap_state *s, cap_trace_fn fn, void *user)
 int cap_state_chunk(const cap_state *s)
 {
     return s->chunk;
+}
+
+int cap_state_set_chunk(cap_state *s, int chunk)
+{
+    if (chunk < 1 || chunk > CAP_MAX_CHUNK_SET) return VC_ERR_ARG;
+    s->chunk = chunk;
+    nn_arena_release(&s->arena);
+    return reserve(s, s->beam, s->n_threads);
 }
 
 void cap_trace_emit(const cap_state *s, const float *data, int ndim, int64_t d0, int64_t d1, const char *fmt,

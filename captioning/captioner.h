@@ -29,6 +29,7 @@
 #define CAP_MAX_KERNELS 64
 #define CAP_MAX_TOKENS 128 /* upper bound on the config's max_tokens */
 #define CAP_SENTENCE_LEN 512
+#define CAP_MAX_CHUNK_SET 256 /* the largest chunk cap_state_set_chunk accepts */
 
 /* vidcap.config of a captioner: every number the C side uses comes from here. */
 typedef struct cap_config {
@@ -39,7 +40,7 @@ typedef struct cap_config {
     int kernels[CAP_MAX_KERNELS]; /* anchor lengths in steps, in branch order */
     int stride_factor;            /* branch k has stride ceil(k / stride_factor) */
     int pe_mask_dim;              /* dimension of the scalar positional encoding rho */
-    int max_tokens;               /* caption length bound including <init>: max_tokens - 1 decoded words */
+    int max_tokens;               /* caption length bound with <init>: max_tokens - 1 decoding steps */
     double time_dropout;          /* eval scale of the embedding: 1 - time_dropout */
 } cap_config;
 
@@ -74,7 +75,7 @@ cap_params cap_model_default_params(const cap_model *m);
 
 /* One kept proposal and its caption. */
 typedef struct cap_proposal {
-    double t0, t1;      /* seconds: times[0] + w_start / fps, times[0] + w_end / fps */
+    double t0, t1;      /* seconds: times[0] + w_start / fps, times[0] + w_end / fps, clipped to duration */
     int w_start, w_end; /* the quantised window in steps, [w_start, w_end) */
     float start, end;   /* the decoded proposal in steps (floats, before quantisation) */
     float score;        /* sigmoid of the anchor's event logit */
@@ -104,6 +105,9 @@ cap_state *cap_state_create(const cap_model *m); /* NULL when out of memory */
 void cap_state_free(cap_state *s);               /* NULL is a no-op */
 void cap_state_set_trace(cap_state *s, cap_trace_fn fn, void *user);
 int cap_state_chunk(const cap_state *s); /* proposals per masked-encoder / decoder batch */
+/* Sets the chunk (1..CAP_MAX_CHUNK_SET) and re-sizes the arena: larger chunks make larger GEMMs and use
+ * more memory. Returns 0, VC_ERR_ARG or VC_ERR_NOMEM (the state is then unusable until a call succeeds). */
+int cap_state_set_chunk(cap_state *s, int chunk);
 
 /* Runs one window: features [L, d_in] (row k is step k), times [L] (the steps' times in seconds), with
  * 0 <= L <= window (shorter windows are zero-padded to the window, as in training; L = 0 gives no events).

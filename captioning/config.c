@@ -159,6 +159,7 @@ typedef struct binder {
     char *err;
     size_t errlen;
     int rc, used;
+    const st_tensor **seen; /* the bound tensors, to name an extra one */
 } binder;
 
 /* prefix + name, shape (dims terminated by 0) checked, every value finite */
@@ -197,6 +198,7 @@ static const float *bind(binder *b, const char *name, int64_t d0, int64_t d1, in
                              "tensor %s holds a non-finite value at %lld", key, (long long)i);
             return NULL;
         }
+    if (b->seen) b->seen[b->used] = t;
     b->used++;
     return t->data;
 }
@@ -253,7 +255,8 @@ static int bind_weights(cap_model *m, const st_file *f, const char *prefix, int6
 {
     const cap_config *c = &m->cfg;
     const int64_t d = c->d_model, ff = c->d_ff, T = c->window;
-    binder b = {f, prefix, err, errlen, 0, 0};
+    binder b = {f, prefix, err, errlen, 0, 0, calloc((size_t)st_n_tensors(f) + 1, sizeof(st_tensor *))};
+    if (!b.seen) return nn_error(VC_ERR_NOMEM, err, errlen, st_path(f), "out of memory");
     char n[200];
     m->emb_w = bind(&b, "emb.weight", d, c->d_in, 0);
     m->emb_b = bind(&b, "emb.bias", d, 0, 0);
@@ -297,7 +300,10 @@ static int bind_weights(cap_model *m, const st_file *f, const char *prefix, int6
     }
     m->out_w = bind(&b, "cap_model.decoder.out.weight", V, d, 0);
     m->out_b = bind(&b, "cap_model.decoder.out.bias", V, 0, 0);
-    if (b.rc) return b.rc;
+    if (b.rc) {
+        free(b.seen);
+        return b.rc;
+    }
     /* every captioner tensor under the prefix must have been used: an extra layer or branch means the
      * config contradicts the tensors (other models of a bundle live beside them under other prefixes) */
     static const char *const roots[] = {"emb.", "vis_emb.", "prop_out.", "mask_model.", "cap_model."};
@@ -305,18 +311,22 @@ static int bind_weights(cap_model *m, const st_file *f, const char *prefix, int6
     int total = 0;
     const char *extra = NULL;
     for (int i = 0; i < st_n_tensors(f); i++) {
-        const char *name = st_tensor_at(f, i)->name;
-        if (strncmp(name, prefix, plen) != 0) continue;
+        const st_tensor *t = st_tensor_at(f, i);
+        if (strncmp(t->name, prefix, plen) != 0) continue;
         for (int r = 0; r < 5; r++)
-            if (strncmp(name + plen, roots[r], strlen(roots[r])) == 0) {
+            if (strncmp(t->name + plen, roots[r], strlen(roots[r])) == 0) {
                 total++;
-                extra = name;
+                int bound = 0;
+                for (int k = 0; k < b.used && !bound; k++)
+                    bound = b.seen[k] == t;
+                if (!bound && !extra) extra = t->name;
             }
     }
+    free(b.seen);
     if (total != b.used)
         return nn_error(VC_ERR_MODEL, err, errlen, st_path(f),
-                        "the file holds %d captioner tensors, the config describes %d (n_layers or kernels "
-                        "contradict the tensors, e.g. %s)",
+                        "the file holds %d captioner tensors, the config describes %d: %s is not part of it "
+                        "(n_layers or kernels contradict the tensors)",
                         total, b.used, extra ? extra : "?");
     return 0;
 }
@@ -332,7 +342,9 @@ static const char *meta(const st_file *f, const char *prefix, const char *key)
 
 int cap_model_bind(const st_file *f, const char *prefix, cap_model **out, char *err, size_t errlen)
 {
+    if (!out) return nn_error(VC_ERR_ARG, err, errlen, "captioner", "cap_model_bind needs an output pointer");
     *out = NULL;
+    if (!f) return nn_error(VC_ERR_ARG, err, errlen, "captioner", "cap_model_bind needs a file");
     if (!prefix) prefix = "";
     const char *path = st_path(f);
     const char *arch = meta(f, prefix, "vidcap.arch"), *fmt = meta(f, prefix, "vidcap.format");

@@ -2,7 +2,8 @@
  * self-attention, cross-attention to the proposal's masked memory and FFN, logits = out.weight h + out.bias.
  * Decoding is incremental: each step runs one new token per hypothesis, its self-attention reading the keys
  * and values cached at earlier steps, and the cross-attention keys and values were projected once per
- * proposal (cap_encode_masked). All proposals of a chunk, and all their beams, are one batch of rows.
+ * proposal (cap_encode_masked). All proposals of a chunk, and all their beams, are one batch of rows, split
+ * between the threads by proposal.
  * Greedy takes the first maximal logit; beam search follows tools/masked_transformer.py (plain sum of
  * float32 log-probs, finished hypotheses compete with the extensions of live ones, stable order). */
 #include <math.h>
@@ -17,41 +18,42 @@ static float *cache_at(const cap_state *s, float *base, int l, int R, int r, int
     return base + (((int64_t)l * R + r) * Nt + t) * d;
 }
 
-static void add_norm(nn_pool *pool, float *x, const float *fx, int64_t rows, int64_t d, const float *gamma,
+static void add_norm(float *x, const float *fx, int64_t rows, int64_t d, const float *gamma,
                      const float *beta)
 {
     nn_add(x, fx, rows * d, x);
-    nn_layernorm_std(pool, x, rows, d, gamma, beta, CAP_LN_EPS, x);
+    nn_layernorm_std(NULL, x, rows, d, gamma, beta, CAP_LN_EPS, x);
 }
 
-/* One step at position t for R = n x B rows (B rows per proposal, proposal p's rows p*B .. p*B + B - 1)
- * reading s->in_tok; keys and values go to cache set cs at position t. Leaves logits [R, V]. */
-static void step(cap_state *s, nn_pool *pool, int n, int B, int t, int cs)
+/* One step at position t for the rows of proposals [p0, p1) (B rows per proposal, proposal p's rows
+ * p*B .. p*B + B - 1 of the R = n x B), serially on the caller with workspace ws: reads s->in_tok, writes
+ * keys and values to cache set cs at position t, leaves the rows' logits in s->logits. */
+static void step_range(cap_state *s, int p0, int p1, int B, int R, int t, int cs, float *ws)
 {
     const cap_model *m = s->m;
     const cap_config *c = &m->cfg;
     const int64_t d = c->d_model, ff = c->d_ff, T = c->window, V = m->n_vocab, Nt = c->max_tokens;
-    const int R = n * B;
+    const int r0 = p0 * B, rows = (p1 - p0) * B;
     const float emb_scale = (float)sqrt((double)d), scale = (float)(1.0 / sqrt((double)d));
-    for (int r = 0; r < R; r++) {
-        const float *w = m->out_w + (int64_t)s->in_tok[r] * d, *pe = m->pos + (int64_t)t * d;
-        float *x = s->dx + (int64_t)r * d;
+    float *x = s->dx + (int64_t)r0 * d, *q = s->dq + (int64_t)r0 * d, *k = s->dk + (int64_t)r0 * d,
+          *v = s->dv + (int64_t)r0 * d, *att = s->datt + (int64_t)r0 * d, *tmp = s->dtmp + (int64_t)r0 * d,
+          *hid = s->dhidden + (int64_t)r0 * ff;
+    for (int r = 0; r < rows; r++) {
+        const float *w = m->out_w + (int64_t)s->in_tok[r0 + r] * d, *pe = m->pos + (int64_t)t * d;
         for (int64_t i = 0; i < d; i++)
-            x[i] = w[i] * emb_scale + pe[i];
+            x[r * d + i] = w[i] * emb_scale + pe[i];
     }
     for (int l = 0; l < c->n_layers; l++) {
         const cap_dec_layer *ly = &m->dec[l];
         /* causal self-attention: the new token against itself and the cached earlier ones */
-        nn_linear(pool, s->dx, R, d, ly->self.wq, NULL, d, s->dq);
-        nn_linear(pool, s->dx, R, d, ly->self.wk, NULL, d, s->dk);
-        nn_linear(pool, s->dx, R, d, ly->self.wv, NULL, d, s->dv);
-        for (int r = 0; r < R; r++) {
-            memcpy(cache_at(s, s->cache_k[cs], l, R, r, t), s->dk + (int64_t)r * d,
-                   (size_t)d * sizeof(float));
-            memcpy(cache_at(s, s->cache_v[cs], l, R, r, t), s->dv + (int64_t)r * d,
-                   (size_t)d * sizeof(float));
+        nn_linear(NULL, x, rows, d, ly->self.wq, NULL, d, q);
+        nn_linear(NULL, x, rows, d, ly->self.wk, NULL, d, k);
+        nn_linear(NULL, x, rows, d, ly->self.wv, NULL, d, v);
+        for (int r = 0; r < rows; r++) {
+            memcpy(cache_at(s, s->cache_k[cs], l, R, r0 + r, t), k + r * d, (size_t)d * sizeof(float));
+            memcpy(cache_at(s, s->cache_v[cs], l, R, r0 + r, t), v + r * d, (size_t)d * sizeof(float));
         }
-        const nn_mha_shape self = {.groups = R,
+        const nn_mha_shape self = {.groups = rows,
                                    .nq = 1,
                                    .nk = t + 1,
                                    .dim = d,
@@ -63,14 +65,14 @@ static void step(cap_state *s, nn_pool *pool, int n, int B, int t, int cs)
                                    .q_group = d,
                                    .kv_group = Nt * d,
                                    .out_group = d};
-        nn_mha(pool, &self, s->dq, cache_at(s, s->cache_k[cs], l, R, 0, 0),
-               cache_at(s, s->cache_v[cs], l, R, 0, 0), s->datt, s->attn_ws);
-        nn_linear(pool, s->datt, R, d, ly->self.wo, NULL, d, s->dtmp);
-        add_norm(pool, s->dx, s->dtmp, R, d, ly->self.ln_gamma, ly->self.ln_beta);
+        nn_mha(NULL, &self, q, cache_at(s, s->cache_k[cs], l, R, r0, 0),
+               cache_at(s, s->cache_v[cs], l, R, r0, 0), att, ws);
+        nn_linear(NULL, att, rows, d, ly->self.wo, NULL, d, tmp);
+        add_norm(x, tmp, rows, d, ly->self.ln_gamma, ly->self.ln_beta);
         /* cross-attention: a proposal's B hypotheses are B queries against its one memory */
-        nn_linear(pool, s->dx, R, d, ly->cross.wq, NULL, d, s->dq);
-        const int64_t mem = (int64_t)l * s->chunk * T * d;
-        const nn_mha_shape cross = {.groups = n,
+        nn_linear(NULL, x, rows, d, ly->cross.wq, NULL, d, q);
+        const int64_t mem = ((int64_t)l * s->chunk + p0) * T * d;
+        const nn_mha_shape cross = {.groups = p1 - p0,
                                     .nq = B,
                                     .nk = T,
                                     .dim = d,
@@ -82,16 +84,37 @@ static void step(cap_state *s, nn_pool *pool, int n, int B, int t, int cs)
                                     .q_group = B * d,
                                     .kv_group = T * d,
                                     .out_group = B * d};
-        nn_mha(pool, &cross, s->dq, s->mem_k + mem, s->mem_v + mem, s->datt, s->attn_ws);
-        nn_linear(pool, s->datt, R, d, ly->cross.wo, NULL, d, s->dtmp);
-        add_norm(pool, s->dx, s->dtmp, R, d, ly->cross.ln_gamma, ly->cross.ln_beta);
-        nn_linear(pool, s->dx, R, d, ly->ffn.w1, ly->ffn.b1, ff, s->dhidden);
-        for (int64_t i = 0; i < R * ff; i++)
-            s->dhidden[i] = s->dhidden[i] > 0.f ? s->dhidden[i] : 0.f;
-        nn_linear(pool, s->dhidden, R, ff, ly->ffn.w2, ly->ffn.b2, d, s->dtmp);
-        add_norm(pool, s->dx, s->dtmp, R, d, ly->ffn.ln_gamma, ly->ffn.ln_beta);
+        nn_mha(NULL, &cross, q, s->mem_k + mem, s->mem_v + mem, att, ws);
+        nn_linear(NULL, att, rows, d, ly->cross.wo, NULL, d, tmp);
+        add_norm(x, tmp, rows, d, ly->cross.ln_gamma, ly->cross.ln_beta);
+        nn_linear(NULL, x, rows, d, ly->ffn.w1, ly->ffn.b1, ff, hid);
+        for (int64_t i = 0; i < rows * ff; i++)
+            hid[i] = hid[i] > 0.f ? hid[i] : 0.f;
+        nn_linear(NULL, hid, rows, ff, ly->ffn.w2, ly->ffn.b2, d, tmp);
+        add_norm(x, tmp, rows, d, ly->ffn.ln_gamma, ly->ffn.ln_beta);
     }
-    nn_linear(pool, s->dx, R, d, m->out_w, m->out_b, V, s->logits);
+    nn_linear(NULL, x, rows, d, m->out_w, m->out_b, V, s->logits + (int64_t)r0 * V);
+}
+
+typedef struct step_job {
+    cap_state *s;
+    int B, R, t, cs;
+} step_job;
+
+static void step_task(void *ctx, int64_t p0, int64_t p1, int thread)
+{
+    const step_job *j = ctx;
+    step_range(j->s, (int)p0, (int)p1, j->B, j->R, j->t, j->cs,
+               j->s->attn_ws + (size_t)thread * j->s->ws_per_thread);
+}
+
+/* One step for all n proposals. The threads split the proposals, each running whole steps serially on
+ * its share: a step is ~40 small products, and one dispatch per step instead of one per product keeps a
+ * busy or oversubscribed machine from paying a thread wake-up for each. */
+static void step(cap_state *s, nn_pool *pool, int n, int B, int t, int cs)
+{
+    step_job j = {s, B, n * B, t, cs};
+    nn_pool_run(pool, n, 1, step_task, &j);
 }
 
 static void finish(const cap_model *m, const int *emitted, int n_emitted, cap_proposal *out)
@@ -113,12 +136,14 @@ static void greedy(cap_state *s, nn_pool *pool, int n, int first, const int *for
     const int Nt = m->cfg.max_tokens, steps = Nt - 1, V = m->n_vocab;
     int *tok = s->tok[0];
     unsigned char *done = s->ended[0];
+    int live = 0;
     for (int p = 0; p < n; p++) {
         tok[p * Nt] = CAP_TOK_INIT;
         done[p] = forced && forced_len[p] == 0;
         s->n_steps[p] = forced ? forced_len[p] : steps;
+        live += !done[p];
     }
-    for (int t = 0, live = n; t < steps && live; t++) {
+    for (int t = 0; t < steps && live; t++) {
         for (int p = 0; p < n; p++)
             s->in_tok[p] = tok[p * Nt + t];
         step(s, pool, n, 1, t, 0);
@@ -266,8 +291,9 @@ static void beam_search(cap_state *s, nn_pool *pool, int n, int B, int first, ca
      * 0, so they move to set 1 (rows compacted in place in increasing order when they are there already) */
     int *forced = s->tok[1], *forced_len = s->len[1];
     for (int p = 0; p < n; p++) {
-        memmove(forced + p * Nt, s->tok[cur] + p * B * Nt + 1, (size_t)(Nt - 1) * sizeof(int));
-        forced_len[p] = s->len[cur][p * B] - 1;
+        const int len = s->len[cur][p * B] - 1;
+        memmove(forced + p * Nt, s->tok[cur] + p * B * Nt + 1, (size_t)len * sizeof(int));
+        forced_len[p] = len;
     }
     greedy(s, pool, n, first, forced, forced_len, out);
 }

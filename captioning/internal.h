@@ -121,6 +121,7 @@ struct cap_state {
     /* encoder scratch, rows up to chunk x T */
     float *x, *q, *k, *v, *att, *tmp, *hidden; /* [rows, d] except hidden [rows, ff] */
     float *attn_ws;                            /* nn_mha workspace for n_threads */
+    size_t ws_per_thread;                      /* floats of attn_ws per thread */
     /* anchors, over every branch that fits in a window */
     float *br_a, *br_b;                                     /* [T, d] branch activations */
     float *anchors;                                         /* [max_anchors, 4] branch outputs */

@@ -145,6 +145,8 @@ typedef struct vc_features_params {
 } vc_features_params;
 
 vc_features_params vc_features_default_params(void);
+/* Process-wide, once: FFmpeg's own diagnostics off, so a bad video gives vidcap's one line only. */
+void vc_quiet_ffmpeg_logs(void);
 double vc_model_default_fps(const vc_model *m); /* the model's vidcap.video fps, else 4 */
 int vc_video_features(const vc_model *m, const char *path, vc_features_params p, vc_features **out, char *err,
                       size_t errlen);

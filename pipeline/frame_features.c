@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include <libavutil/log.h>
 
 #include "nn/nn.h"
 #include "pipeline/model.h"
@@ -25,6 +26,11 @@ struct vc_features {
     double t_decode, t_backbone, t_total; /* seconds */
     char source[256];
 };
+
+void vc_quiet_ffmpeg_logs(void)
+{
+    av_log_set_level(AV_LOG_QUIET);
+}
 
 vc_features_params vc_features_default_params(void)
 {

@@ -17,3 +17,13 @@ add_test(NAME cli_features
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/features.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
                  ${CMAKE_CURRENT_BINARY_DIR}/cli_features ${VIDCAP_SRC}/models/fashion-nest.safetensors)
 set_tests_properties(cli_features PROPERTIES LABELS cli TIMEOUT 300)
+# Dense captioning with the shipped bundle: outputs, bad inputs, bad bundles; a 20-minute video (slow)
+set(VIDCAP_BUNDLE ${VIDCAP_SRC}/models/moving-fashion.safetensors)
+add_test(NAME cli_caption
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/caption.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_caption ${VIDCAP_BUNDLE})
+set_tests_properties(cli_caption PROPERTIES LABELS cli TIMEOUT 600)
+add_test(NAME cli_long_video
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/long_video.sh $<TARGET_FILE:vidcap> ${VIDCAP_SRC}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_long_video ${VIDCAP_BUNDLE})
+set_tests_properties(cli_long_video PROPERTIES LABELS "cli;slow" TIMEOUT 900)

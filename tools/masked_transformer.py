@@ -260,9 +260,9 @@ class ResidualBlock(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d, n_heads, d_ff, dropout):
+    def __init__(self, d, n_heads, d_ff, dropout, attn_dropout):
         super().__init__()
-        self.selfattn = ResidualBlock(MultiHead(d, n_heads, dropout, causal=False), d, dropout)
+        self.selfattn = ResidualBlock(MultiHead(d, n_heads, attn_dropout, causal=False), d, dropout)
         self.feedforward = ResidualBlock(FeedForward(d, d_ff), d, dropout)
 
     def forward(self, x):
@@ -270,10 +270,10 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d, n_heads, d_ff, dropout):
+    def __init__(self, d, n_heads, d_ff, dropout, attn_dropout):
         super().__init__()
-        self.selfattn = ResidualBlock(MultiHead(d, n_heads, dropout, causal=True), d, dropout)
-        self.attention = ResidualBlock(MultiHead(d, n_heads, dropout, causal=False), d, dropout)
+        self.selfattn = ResidualBlock(MultiHead(d, n_heads, attn_dropout, causal=True), d, dropout)
+        self.attention = ResidualBlock(MultiHead(d, n_heads, attn_dropout, causal=False), d, dropout)
         self.feedforward = ResidualBlock(FeedForward(d, d_ff), d, dropout)
 
     def forward(self, x, memory):
@@ -282,9 +282,9 @@ class DecoderLayer(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, d, n_heads, d_ff, n_layers, dropout):
+    def __init__(self, d, n_heads, d_ff, n_layers, dropout, attn_dropout):
         super().__init__()
-        self.layers = nn.ModuleList(EncoderLayer(d, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.layers = nn.ModuleList(EncoderLayer(d, n_heads, d_ff, dropout, attn_dropout) for _ in range(n_layers))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, embedded, mask=None):
@@ -305,9 +305,10 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Caption decoder with the tied embedding: input = out.weight[tok] * sqrt(d) + PE."""
 
-    def __init__(self, d, n_heads, d_ff, n_layers, vocab_size, dropout):
+    def __init__(self, d, n_heads, d_ff, n_layers, vocab_size, dropout, attn_dropout):
         super().__init__()
-        self.layers = nn.ModuleList(DecoderLayer(d, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.layers = nn.ModuleList(DecoderLayer(d, n_heads, d_ff, dropout, attn_dropout)
+                                    for _ in range(n_layers))
         self.out = nn.Linear(d, vocab_size)
         self.dropout = nn.Dropout(dropout)
         self.d = d
@@ -351,7 +352,9 @@ class CaptionModel(nn.Module):
 # the model
 
 class MaskedTransformer(nn.Module):
-    def __init__(self, config, vocab, dropout=0.1):
+    def __init__(self, config, vocab, dropout=0.1, attn_dropout=0.0):
+        """dropout: on E + PE, the word embeddings and every residual branch; attn_dropout: on attention
+        probabilities (densecap uses 0.2 for both; training only, inference is unaffected)."""
         super().__init__()
         cfg = check_config(dict(config))
         self.config, self.vocab = cfg, list(vocab)
@@ -361,14 +364,14 @@ class MaskedTransformer(nn.Module):
         self.inference_params = dict(DEFAULT_INFERENCE)
         d, T = cfg["d_model"], cfg["window"]
         self.emb = nn.Linear(cfg["d_in"], d)
-        encoder = Encoder(d, cfg["n_heads"], cfg["d_ff"], cfg["n_layers"], dropout)
+        encoder = Encoder(d, cfg["n_heads"], cfg["d_ff"], cfg["n_layers"], dropout, attn_dropout)
         self.vis_emb = VisualEmbedding(encoder)
         self.prop_out = nn.ModuleList(proposal_branch(d, k, anchor_stride(k, cfg["stride_factor"]))
                                       for k in cfg["kernels"])
         self.mask_model = nn.Sequential(nn.Linear(4 * cfg["pe_mask_dim"] + T, d, bias=False),
                                         nn.BatchNorm1d(d), nn.ReLU(), nn.Linear(d, T))
         self.cap_model = CaptionModel(encoder, Decoder(d, cfg["n_heads"], cfg["d_ff"], cfg["n_layers"],
-                                                       len(self.vocab), dropout))
+                                                       len(self.vocab), dropout, attn_dropout))
 
     # -- the stages, batched; used by training and inference alike -------------------------------------
 

@@ -317,6 +317,7 @@ int cli_video_command(const char *cmd, int argc, char **argv)
     int rc = EXIT_ARGS;
     if (!o.inputs || !o.out_bases) goto done;
     if ((rc = parse(argc, argv, &o, &defaults)) >= 0) goto done;
+    vc_quiet_ffmpeg_logs();
     char err[1024];
     vc_model_params mp = vc_model_default_params();
     mp.n_threads = o.n_threads;

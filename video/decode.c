@@ -47,6 +47,8 @@ struct vid_reader {
     int rgb_valid;
     int src_w, src_h;
     int n_corrupt;
+    int bad_format;   /* pixel format of the last frame dropped because libswscale cannot read it, or -1 */
+    int big_w, big_h; /* size of the last frame dropped for being too large */
     double duration;
 };
 
@@ -86,8 +88,8 @@ static int check_params(const char *path, const vid_params *p, char *err, size_t
 {
     if (p->width < 1 || p->height < 1 || too_large(p->width, p->height))
         return vid_fail(VC_ERR_ARG, err, errlen, path,
-                        "invalid output size %dx%d (1 to %d a side, at most %lld pixels)", p->width, p->height,
-                        VID_MAX_SIDE, (long long)VID_MAX_PIXELS);
+                        "invalid output size %dx%d (1 to %d a side, at most %lld pixels)", p->width,
+                        p->height, VID_MAX_SIDE, (long long)VID_MAX_PIXELS);
     if (!(p->fps > 0 && p->fps <= VID_MAX_FPS))
         return vid_fail(VC_ERR_ARG, err, errlen, path, "invalid sampling rate %g fps (must be in (0, %g])",
                         p->fps, VID_MAX_FPS);
@@ -135,13 +137,14 @@ static int open_failure(const char *path, int averr, const uint8_t *head, size_t
     AVProbeData pd = {.filename = path, .buf = buf, .buf_size = (int)head_len};
     int score = 0;
     const AVInputFormat *ifmt = av_probe_input_format3(&pd, 1, &score);
-    if (ifmt && score > AVPROBE_SCORE_RETRY)
-        return vid_fail(VC_ERR_FORMAT, err, errlen, path, "corrupt or truncated %s file (%s)", ifmt->name,
-                        av_text(averr, why, sizeof why));
+    if (ifmt && score > AVPROBE_SCORE_RETRY) /* "mov,mp4,m4a,..." names one demuxer: say "mov" */
+        return vid_fail(VC_ERR_FORMAT, err, errlen, path, "corrupt or truncated %.*s file (%s)",
+                        (int)strcspn(ifmt->name, ","), ifmt->name, av_text(averr, why, sizeof why));
     return vid_fail(VC_ERR_FORMAT, err, errlen, path, "not a video file (no known container format)");
 }
 
-static int no_video_stream(const char *path, const AVFormatContext *fmt, int n_cover, char *err, size_t errlen)
+static int no_video_stream(const char *path, const AVFormatContext *fmt, int n_cover, char *err,
+                           size_t errlen)
 {
     int n_audio = 0;
     for (unsigned i = 0; i < fmt->nb_streams; i++)
@@ -216,9 +219,14 @@ static int decode_frame(vid_reader *r, AVFrame *f)
     for (;;) {
         int ret = avcodec_receive_frame(r->dec, f);
         if (ret >= 0) {
-            if (f->width < 1 || f->height < 1 || too_large(f->width, f->height) ||
-                !vid_scaler_supports(f->format)) {
+            int unreadable = !vid_scaler_supports(f->format);
+            if (f->width < 1 || f->height < 1 || too_large(f->width, f->height) || unreadable) {
                 /* a frame the header did not announce (a damaged mid-stream size or format change) */
+                if (unreadable) r->bad_format = f->format;
+                if (too_large(f->width, f->height)) {
+                    r->big_w = f->width;
+                    r->big_h = f->height;
+                }
                 av_frame_unref(f);
                 r->n_corrupt++;
                 continue;
@@ -302,6 +310,7 @@ int vid_open(const char *path, const vid_params *p, vid_reader **out, char *err,
         goto end;
     }
     memcpy(r->path, path, plen + 1);
+    r->bad_format = -1;
     /* "file:" so that a name with a colon is never taken for another protocol */
     memcpy(url, "file:", 5);
     memcpy(url + 5, path, plen + 1);
@@ -332,8 +341,8 @@ int vid_open(const char *path, const vid_params *p, vid_reader **out, char *err,
         goto end;
     }
     if (r->st->time_base.num <= 0 || r->st->time_base.den <= 0) {
-        rc = vid_fail(VC_ERR_FORMAT, err, errlen, path, "invalid stream time base %d/%d", r->st->time_base.num,
-                      r->st->time_base.den);
+        rc = vid_fail(VC_ERR_FORMAT, err, errlen, path, "invalid stream time base %d/%d",
+                      r->st->time_base.num, r->st->time_base.den);
         goto end;
     }
     for (unsigned i = 0; i < r->fmt->nb_streams; i++)
@@ -361,7 +370,8 @@ int vid_open(const char *path, const vid_params *p, vid_reader **out, char *err,
 
     size_t msize = 0;
     const uint8_t *matrix = av_stream_get_side_data(r->st, AV_PKT_DATA_DISPLAYMATRIX, &msize);
-    vid_orient_from_matrix(matrix && msize >= 9 * sizeof(int32_t) ? (const int32_t *)matrix : NULL, &r->orient);
+    vid_orient_from_matrix(matrix && msize >= 9 * sizeof(int32_t) ? (const int32_t *)matrix : NULL,
+                           &r->orient);
 
     double tick = av_q2d(r->st->time_base);
     vid_clock_init(&r->clock, tick, r->st->start_time != AV_NOPTS_VALUE, r->st->start_time,
@@ -382,7 +392,15 @@ int vid_open(const char *path, const vid_params *p, vid_reader **out, char *err,
         goto end;
     }
     if (ret == 0) {
-        if (r->n_corrupt)
+        const char *fmt_name = r->bad_format >= 0 ? av_get_pix_fmt_name(r->bad_format) : NULL;
+        if (r->big_w)
+            rc = vid_fail(VC_ERR_UNSUPPORTED, err, errlen, path,
+                          "video too large (%dx%d; the limit is %d a side and %lld pixels)", r->big_w,
+                          r->big_h, VID_MAX_SIDE, (long long)VID_MAX_PIXELS);
+        else if (r->bad_format >= 0)
+            rc = vid_fail(VC_ERR_UNSUPPORTED, err, errlen, path, "unsupported pixel format %s",
+                          fmt_name ? fmt_name : "(unknown)");
+        else if (r->n_corrupt)
             rc = vid_fail(VC_ERR_FORMAT, err, errlen, path,
                           "no decodable video frames (%d damaged packets or decoding errors)", r->n_corrupt);
         else
@@ -417,8 +435,8 @@ static int convert_held(vid_reader *r, char *err, size_t errlen)
 {
     if (r->rgb_valid) return 0;
     char why[160];
-    int rc = vid_scaler_run(&r->scaler, r->held, r->scaled, r->scaled_stride, r->pre_w, r->pre_h, why,
-                            sizeof why);
+    int rc =
+        vid_scaler_run(&r->scaler, r->held, r->scaled, r->scaled_stride, r->pre_w, r->pre_h, why, sizeof why);
     if (rc) return vid_fail(rc, err, errlen, r->path, "%s", why);
     vid_orient_apply(r->orient, r->scaled, r->pre_w, r->pre_h, (size_t)r->scaled_stride, r->rgb);
     r->rgb_valid = 1;
@@ -428,7 +446,8 @@ static int convert_held(vid_reader *r, char *err, size_t errlen)
 int vid_read(vid_reader *r, uint8_t *rgb, double *t_sec, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = 0;
-    if (!r || !rgb || !t_sec) return vid_fail(VC_ERR_ARG, err, errlen, r ? r->path : "video", "no reader or buffer");
+    if (!r || !rgb || !t_sec)
+        return vid_fail(VC_ERR_ARG, err, errlen, r ? r->path : "video", "no reader or buffer");
     for (;;) {
         switch (vid_sampler_next(&r->sampler, &r->held_slot, &r->next_slot, r->eof)) {
         case VID_STEP_EMIT: {

@@ -39,9 +39,12 @@
  * in all (refused from the stream header, before the decoder is opened; frames that grow past it later are
  * dropped as corrupt), unsupported pixel format (VC_ERR_UNSUPPORTED). vid_open decodes the first frame, so a
  * file it accepts has at least one. A damaged file is decoded as far as it goes: packets the demuxer marks
- * damaged or the decoder rejects, decoder errors, frames the decoder had to conceal and rejected
- * timestamps are counted in vid_n_corrupt, and the video ends normally where the data ends. A read error
- * ends the stream like end of file (as the ffmpeg CLI does), so a broken file cannot loop.
+ * damaged or the decoder rejects, decoder errors, frames the decoder flags as concealed and rejected
+ * timestamps are counted in vid_n_corrupt (one damage can count twice: a cut packet the demuxer flags and
+ * the decoder then fails; FFmpeg 5.1's H.264 decoder conceals a damaged slice without flagging the frame,
+ * so that case is not counted), and the video ends normally where the data ends. A read error ends the
+ * stream like end of file (as the ffmpeg CLI does), so a broken file cannot loop. libav* log their own
+ * diagnostics through av_log; silencing them is the program's choice (av_log_set_level), not this layer's.
  *
  * Memory. Two decoded frames (the one on screen and the next), one scaled and one oriented RGB buffer,
  * allocated at open; nothing per frame beyond what libavcodec allocates and pools. */

@@ -10,12 +10,12 @@
 
 /* Stream ticks to seconds relative to the stream's start. */
 typedef struct vid_clock {
-    double tick;        /* seconds per tick (the stream's time base) */
-    int64_t start;      /* ticks; meaningful when has_start */
-    int has_start;      /* 0: the first timestamped frame defines the start */
-    double interval;    /* nominal frame interval in seconds, > 0: fills missing or rejected timestamps */
-    int n_frames;       /* frames timed so far */
-    double prev;        /* time of the previous frame */
+    double tick;     /* seconds per tick (the stream's time base) */
+    int64_t start;   /* ticks; meaningful when has_start */
+    int has_start;   /* 0: the first timestamped frame defines the start */
+    double interval; /* nominal frame interval in seconds, > 0: fills missing or rejected timestamps */
+    int n_frames;    /* frames timed so far */
+    double prev;     /* time of the previous frame */
 } vid_clock;
 
 /* has_start = 0 when the container gives no start time. interval must be > 0. */
@@ -34,8 +34,8 @@ typedef struct vid_slot {
 
 typedef struct vid_sampler {
     double fps;
-    double eps;    /* a frame starting within eps after a sample time counts as on screen at that time */
-    int64_t k;     /* index of the next sample */
+    double eps; /* a frame starting within eps after a sample time counts as on screen at that time */
+    int64_t k;  /* index of the next sample */
 } vid_sampler;
 
 /* What the reader does next. */
