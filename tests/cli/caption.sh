@@ -4,6 +4,7 @@
 # usage: caption.sh VIDCAP SRCDIR WORKDIR BUNDLE
 set -u
 vidcap=$1 src=$2 work=$3 bundle=$4
+[ -f "$bundle" ] || { echo "SKIP: no bundle at $bundle"; exit 77; }
 fail=0
 rm -rf "$work"
 mkdir -p "$work"

@@ -5,6 +5,7 @@
 # usage: long_video.sh VIDCAP SRCDIR WORKDIR BUNDLE
 set -u
 vidcap=$1 src=$2 work=$3 bundle=$4
+[ -f "$bundle" ] || { echo "SKIP: no bundle at $bundle"; exit 77; }
 mkdir -p "$work"
 [ -f "$work/long.mp4" ] || /usr/bin/python3 "$src/tools/make_long_video.py" --minutes 20 --out "$work/long.mp4" \
     --work "$work/parts" || { echo "FAIL make_long_video.py"; exit 1; }
