@@ -100,7 +100,7 @@ static int run_window(caption_run *r, const vc_features *f, int a, int Lw, int l
     rc = cap_run_window(r->cs, r->pool, vc_features_data(f) + (size_t)a * dim, times, Lw,
                         vc_features_duration(f), &r->cp, r->props, &n, why, sizeof(why));
     if (rc) {
-        snprintf(err, errlen, "captioner: %s", why);
+        snprintf(err, errlen, "%s", why);
         return rc;
     }
     cap_events_clear(r->window);

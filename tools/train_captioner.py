@@ -57,7 +57,7 @@ POS_TIOU, NEG_TIOU = 0.7, 0.3
 W_EVENT, W_REG, W_CAP, W_MASK = 1.0, 10.0, 0.25, 1.0
 TIOUS = (0.3, 0.5, 0.7, 0.9)
 WARMUP = 200
-GRID_MIN_SCORE = [round(0.05 * i, 2) for i in range(1, 20)]
+GRID_MIN_SCORE = [round(0.05 * i, 2) for i in range(1, 20)] + [0.97, 0.98, 0.99, 0.995]
 GRID_NMS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 GRID_MAX_EVENTS = list(range(1, 21))
 
@@ -412,7 +412,11 @@ def train(a):
     if a.tune:
         params, table = tune(model, val_videos)
         model.inference_params = params
-        mt.save(model, a.out, extra_metadata(model))
+        extra = extra_metadata(model)
+        training = json.loads(extra.get("vidcap.training", "{}"))
+        training["tuning"] = table
+        extra["vidcap.training"] = json.dumps(training)
+        mt.save(model, a.out, extra)
         log(f"{a.out}: vidcap.inference {json.dumps(params)} ({table})")
     log(f"done in {(time.time() - t_start) / 60:.1f} min")
 
