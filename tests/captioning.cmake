@@ -12,3 +12,13 @@ add_test(NAME captioner_parity COMMAND test_captioner_parity ${CAP_FIXTURES} gre
 set_tests_properties(captioner_parity PROPERTIES FIXTURES_REQUIRED captioner_parity LABELS parity TIMEOUT 300)
 add_test(NAME captioner_bad_models COMMAND test_captioner_parity --bad ${CAP_FIXTURES})
 set_tests_properties(captioner_bad_models PROPERTIES FIXTURES_REQUIRED captioner_parity LABELS parity TIMEOUT 120)
+
+# The shipped bundle end to end on the sample video: vidcap against the PyTorch reference on vidcap's own
+# frame features (skipped until models/moving-fashion.safetensors exists).
+if(EXISTS ${VIDCAP_SRC}/models/moving-fashion.safetensors)
+  add_test(NAME caption_sample_parity
+           COMMAND ${VIDCAP_PY} ${VIDCAP_SRC}/tests/parity/check_caption_sample.py $<TARGET_FILE:vidcap>
+                   ${VIDCAP_SRC}/models/moving-fashion.safetensors ${VIDCAP_SRC}/samples/moving-fashion.mp4
+                   ${CMAKE_CURRENT_BINARY_DIR}/caption_sample_parity)
+  set_tests_properties(caption_sample_parity PROPERTIES LABELS parity TIMEOUT 300)
+endif()

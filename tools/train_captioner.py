@@ -95,7 +95,7 @@ def write_json_atomic(obj, path):
     os.replace(tmp, path)
 
 
-def load_videos(features_dir, ref, fps=None):
+def load_videos(features_dir, ref, fps):
     """Videos of the reference that have a features file (the others are counted on stderr)."""
     videos, missing = [], 0
     for vid in sorted(ref):
@@ -105,8 +105,10 @@ def load_videos(features_dir, ref, fps=None):
             continue
         tensors, meta = safetensors_io.load(path)
         info = json.loads(meta.get("vidcap.features", "{}"))
-        vfps = float(info.get("fps", fps or 0))
-        if fps is not None and abs(vfps - fps) > 1e-6:
+        if "features" not in tensors or "times" not in tensors or "fps" not in info:
+            raise ValueError(f"{path}: not a features file (features, times, vidcap.features fps)")
+        vfps = float(info["fps"])
+        if abs(vfps - fps) > 1e-6:
             raise ValueError(f"{path}: features at {vfps} fps, the model expects {fps}")
         entry = ref[vid]
         duration = float(entry.get("duration", info.get("duration", 0.0)))
@@ -345,10 +347,10 @@ def train(a):
     t_start = time.time()
     train_ref, val_ref = read_json(a.train), read_json(a.val)
     overrides = json.loads(a.config) if a.config else {}
-    probe, _ = safetensors_io.load(os.path.join(a.features, sorted(train_ref)[0] + ".safetensors"))
-    overrides.setdefault("d_in", int(probe["features"].shape[1]))
+    fps = overrides.get("fps", mt.default_config()["fps"])
+    train_videos = load_videos(a.features, train_ref, fps)
+    overrides.setdefault("d_in", int(train_videos[0].features.shape[1]))
     cfg = mt.default_config(**overrides)
-    train_videos = load_videos(a.features, train_ref, cfg["fps"])
     val_videos = load_videos(a.val_features or a.features, val_ref, cfg["fps"])
     sentences = [s for v in train_videos + val_videos for s in v.sentences]
     vocab = mt.build_vocab(sentences)
@@ -373,7 +375,7 @@ def train(a):
     history = []
     for epoch in range(a.epochs):
         model.train()
-        t_epoch, seen, run = time.time(), 0, {}
+        t_epoch, cpu_epoch, seen, run = time.time(), time.process_time(), 0, {}
         for b in batches(epoch_jobs(train_videos, cfg["window"], rng), train_videos, anchors, a.batch, rng):
             for group in opt.param_groups:
                 group["lr"] = learning_rate(step, planned, a.lr)
@@ -394,10 +396,11 @@ def train(a):
                 stop = True
                 break
         rate = seen / max(time.time() - t_epoch, 1e-9)
+        cpu_rate = seen / max(time.process_time() - cpu_epoch, 1e-9)
         val, vparts = validation_loss(model, val_videos, anchors, a.batch, a.seed + 1)
         history.append({"epoch": epoch + 1, "steps": step, "val_loss": round(val, 5), "ex_per_s": round(rate, 2)})
-        log(f"epoch {epoch + 1}: {seen} examples at {rate:.1f} ex/s; val loss {val:.4f} ("
-            + ", ".join(f"{k} {v:.3f}" for k, v in vparts.items()) + f"); {time.time() - t_start:.0f} s")
+        log(f"epoch {epoch + 1}: {seen} examples at {rate:.1f} ex/s ({cpu_rate:.1f} per CPU second); "
+            f"val loss {val:.4f} (" + ", ".join(f"{k} {v:.3f}" for k, v in vparts.items()) + f"); {time.time() - t_start:.0f} s")
         if best is None or val < best:
             best = val
             training = {"seed": a.seed, "epochs_run": epoch + 1, "steps": step, "val_loss": round(val, 5),
@@ -567,9 +570,11 @@ def score(ref, results):
                 matched += 1
                 correct += int(mt.tokenize(preds[k]["sentence"]) == mt.tokenize(sent))
     rec, prec = np.mean(rec, 0), np.mean(prec, 0)
-    return {"recall": dict(zip(TIOUS, rec.round(4).tolist())), "precision": dict(zip(TIOUS, prec.round(4).tolist())),
+    return {"recall": dict(zip(TIOUS, rec.round(4).tolist())),
+            "precision": dict(zip(TIOUS, prec.round(4).tolist())),
             "mean_recall": round(float(rec.mean()), 4), "mean_precision": round(float(prec.mean()), 4),
-            "gt_events": n_gt, "matched_at_0.5": matched, "exact_captions_of_matched": round(correct / max(matched, 1), 4),
+            "gt_events": n_gt, "matched_at_0.5": matched,
+            "exact_captions_of_matched": round(correct / max(matched, 1), 4),
             "exact_captions_of_all": round(correct / max(n_gt, 1), 4)}
 
 
@@ -602,7 +607,7 @@ def main(argv=None):
         p.add_argument("--model", required=True)
         p.add_argument("--prefix", default="")
         p.add_argument("--features", required=True)
-        p.add_argument("--ref", required=True)
+        p.add_argument("--ref", "--references", dest="ref", required=True)
         if name != "tune":
             p.add_argument("--out", required=True)
             p.add_argument("--beam", type=int, default=1)
