@@ -3,11 +3,12 @@ features files (<features dir>/<video id>.safetensors, the contract's format) an
 references ({"<video id>": {"duration", "timestamps", "sentences"}}).
 
     train      --features DIR --train train.json --val val.json --out model.safetensors [--val-features DIR]
-               [--epochs 3 --batch 32 --lr 3e-4 --seed 0 --max-minutes 30 --tune] [--config '{"d_model": 128}']
+               [--epochs 4 --batch 32 --lr 1e-3 --seed 0 --max-minutes 28 --tune] [--config '{"d_model": 128}']
     predict    --model M --features DIR --ref split.json --out submission.json [--beam N] [--min-score ...]
     caption-gt --model M --features DIR --ref split.json --out submission.json    (GT segments, P = 1)
     tune       --model M --features DIR --ref val.json [--write]                  (sets vidcap.inference)
     score      --ref split.json --submission submission.json                      (recall/precision, exact match)
+    smoke      --work DIR [--count 600 --epochs 12]                               (spec 5.6 smoke test)
 
 Training follows specs/masked_transformer.md section 5 with the contract's model: an example is one (video,
 event) pair with 10 positive (tIoU >= 0.7) and 10 negative (max tIoU < 0.3) anchors, sampled without
@@ -25,7 +26,11 @@ Decisions where the spec is open:
 - Anchors of all kernels <= window are used in training; those sticking out past the real frames are scored
   tIoU 0 against every event and so can be negatives (densecap does the same).
 - Adam with a linear warm-up (200 steps) then a cosine decay to 5 % of the peak over the planned steps; a
-  time budget (--max-minutes) ends training early and keeps the best model by validation loss.
+  time budget (--max-minutes) ends training early and keeps the best model by validation loss. Peak lr 1e-3:
+  on synthetic 2048-d features with the shipped size, 7 epochs reached val loss 0.215 at 1e-3 against 0.309
+  at 5e-4 (both stable).
+- Dropout 0.1 on E + PE, word embeddings and residual branches; none on attention probabilities by default
+  (densecap: 0.2): on CPU the [B, heads, T, T] dropout masks were the largest forward cost in a profile.
 - Validation loss is computed in eval mode with a fixed anchor-sampling seed, so epochs are comparable.
 - Features are kept in memory as float16 (real runs: thousands of [160, 2048] windows) and widened per batch.
 - Tuning scores every (min_score, nms_tiou, max_events) of a grid by the mean over tIoU 0.3/0.5/0.7/0.9 of
@@ -400,7 +405,8 @@ def train(a):
         val, vparts = validation_loss(model, val_videos, anchors, a.batch, a.seed + 1)
         history.append({"epoch": epoch + 1, "steps": step, "val_loss": round(val, 5), "ex_per_s": round(rate, 2)})
         log(f"epoch {epoch + 1}: {seen} examples at {rate:.1f} ex/s ({cpu_rate:.1f} per CPU second); "
-            f"val loss {val:.4f} (" + ", ".join(f"{k} {v:.3f}" for k, v in vparts.items()) + f"); {time.time() - t_start:.0f} s")
+            f"val loss {val:.4f} (" + ", ".join(f"{k} {v:.3f}" for k, v in vparts.items())
+            + f"); {time.time() - t_start:.0f} s")
         if best is None or val < best:
             best = val
             training = {"seed": a.seed, "epochs_run": epoch + 1, "steps": step, "val_loss": round(val, 5),
@@ -456,18 +462,25 @@ def video_recall_precision(hits):
     return hits.any(0).mean(0), hits.any(1).mean(0)
 
 
-def window_candidates(model, video, nms, max_events, min_score):
-    """Per window of the video: kept proposals (score, start s, end s) in score order, as infer() keeps them."""
-    T, fps = model.config["window"], video.fps
+@torch.no_grad()
+def window_proposals(model, video):
+    """Per window of the video: (first time, L, anchor scores, starts, ends) of the proposal decoder."""
+    T = model.config["window"]
     out = []
-    with torch.no_grad():
-        for s0 in range(0, len(video.features), T):
-            frames, L = model._window_frames(video.features[s0:s0 + T].astype(np.float32))
-            _, _, _, _, _, score, start, end = model.propose(frames, L)
-            kept = model._select_proposals(score, start, end, L, min_score, nms, max_events)
-            t0 = video.times[s0]
-            out.append([(float(score[k]), min(t0 + ws / fps, video.duration), min(t0 + we / fps, video.duration))
-                        for k, ws, we in kept])
+    for s0 in range(0, len(video.features), T):
+        frames, L = model._window_frames(video.features[s0:s0 + T].astype(np.float32))
+        _, _, _, _, _, score, start, end = model.propose(frames, L)
+        out.append((float(video.times[s0]), L, score, start, end))
+    return out
+
+
+def window_candidates(model, video, proposals, nms, max_events, min_score):
+    """Per window: kept proposals (score, start s, end s) in score order, as infer() keeps them."""
+    out = []
+    for t0, L, score, start, end in proposals:
+        kept = model._select_proposals(score, start, end, L, min_score, nms, max_events)
+        out.append([(float(score[k]), min(t0 + ws / video.fps, video.duration),
+                     min(t0 + we / video.fps, video.duration)) for k, ws, we in kept])
     return out
 
 
@@ -477,6 +490,7 @@ def tune(model, videos):
     kmax = max(GRID_MAX_EVENTS)
     n_v, n_t = len(videos), len(TIOUS)
     best = None
+    proposals = [window_proposals(model, v) for v in videos]
     for nms in GRID_NMS:
         # per video, the kept list of the loosest setting; every stricter setting keeps a prefix of it
         scores = np.full((n_v, kmax), -np.inf)
@@ -484,7 +498,7 @@ def tune(model, videos):
         P = np.zeros((n_v, kmax + 1, n_t))
         multi = {}
         for vi, v in enumerate(videos):
-            wins = window_candidates(model, v, nms, kmax, min(GRID_MIN_SCORE))
+            wins = window_candidates(model, v, proposals[vi], nms, kmax, min(GRID_MIN_SCORE))
             if len(wins) > 1:
                 multi[vi] = [(np.array([c[0] for c in w]), hit_table([c[1:] for c in w], v.segments)) for w in wins]
                 continue
@@ -578,6 +592,31 @@ def score(ref, results):
             "exact_captions_of_all": round(correct / max(n_gt, 1), 4)}
 
 
+def smoke(a):
+    """Spec 5.6: synthetic features with planted events (tools/synthetic_events.py), a tiny model trained for
+    a few minutes, then recall and exact-caption rate on a held-out split, learned proposals and GT segments."""
+    import synthetic_events
+    for split, count in (("train", a.count), ("val", a.count // 6), ("test", a.count // 6)):
+        if not os.path.exists(os.path.join(a.work, f"{split}.json")):
+            synthetic_events.write_split(a.work, split, count, a.d_in, a.seed)
+    out = os.path.join(a.work, "smoke.safetensors")
+    train(argparse.Namespace(
+        features=os.path.join(a.work, "train"), val_features=os.path.join(a.work, "val"),
+        train=os.path.join(a.work, "train.json"), val=os.path.join(a.work, "val.json"), out=out,
+        config=json.dumps({"d_model": 64, "d_ff": 128}), epochs=a.epochs, batch=32, lr=1e-3, dropout=0.1,
+        attn_dropout=0.0, seed=a.seed, max_minutes=a.max_minutes, max_steps=0, log_every=50, tune=True))
+    model = mt.load(out)
+    ref = read_json(os.path.join(a.work, "test.json"))
+    videos = load_videos(os.path.join(a.work, "test"), ref, model.config["fps"])
+    for name, results in (("learned proposals", predict(model, videos)),
+                          ("ground-truth segments", caption_ground_truth(model, videos))):
+        s = score(ref, results)
+        print(f"smoke test, {name}: recall@0.5 {s['recall'][0.5]:.3f}, precision@0.5 {s['precision'][0.5]:.3f}, "
+              f"mean recall {s['mean_recall']:.3f}, mean precision {s['mean_precision']:.3f}; exact captions "
+              f"{s['exact_captions_of_matched']:.3f} of the {s['matched_at_0.5']} GT events matched at tIoU 0.5 "
+              f"({s['gt_events']} GT events)")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # command line
 
@@ -591,9 +630,9 @@ def main(argv=None):
     t.add_argument("--val", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--config", help="JSON overrides of the default config, e.g. '{\"d_model\": 128}'")
-    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--dropout", type=float, default=0.1)
     t.add_argument("--attn-dropout", type=float, default=0.0,
                    help="dropout on attention probabilities (densecap 0.2; 0 is much cheaper on CPU)")
@@ -617,10 +656,17 @@ def main(argv=None):
             p.add_argument("--max-events", type=int)
         if name == "tune":
             p.add_argument("--write", action="store_true", help="store the tuned values in the model file")
+    k = sub.add_parser("smoke")
+    k.add_argument("--work", required=True, help="directory for the synthetic data and the model")
+    k.add_argument("--count", type=int, default=600, help="training videos (val and test get a sixth)")
+    k.add_argument("--d-in", type=int, default=64)
+    k.add_argument("--epochs", type=int, default=12)
+    k.add_argument("--max-minutes", type=float, default=0, help="wall-clock budget (default none: 12 epochs)")
+    k.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("score")
     s.add_argument("--ref", required=True)
     s.add_argument("--submission", required=True)
-    for p in (t, s) + tuple(sub.choices[n] for n in ("predict", "caption-gt", "tune")):
+    for p in (t, s, k) + tuple(sub.choices[n] for n in ("predict", "caption-gt", "tune")):
         p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     a = ap.parse_args(argv)
 
@@ -628,6 +674,9 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     if a.cmd == "train":
         train(a)
+        return
+    if a.cmd == "smoke":
+        smoke(a)
         return
     if a.cmd == "score":
         print(json.dumps(score(read_json(a.ref), read_json(a.submission)["results"]), indent=1))

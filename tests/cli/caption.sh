@@ -74,7 +74,7 @@ ffmpeg -v error -y -i "$work/clip.mp4" -frames:v 1 -c:v libx264 "$work/short.mp4
 "$vidcap" -np -m "$bundle" -oj "$work/short.mp4" >"$work/stdout3" 2>"$work/err"
 rc=$?
 [ "$rc" -eq 0 ] && [ ! -s "$work/stdout3" ] && ok "0.1 s video: no events, exit 0" || bad "short video: rc $rc $(cat "$work/err")"
-grep -q '"short": *\[\]' "$work/short.json" && ok "short.json has an empty list" || bad "short.json: $(cat "$work/short.json")"
+grep -q '"short":[[:space:]]*\[\]' "$work/short.json" && ok "short.json has an empty list" || bad "short.json: $(cat "$work/short.json")"
 
 # 6. --heatmaps: one PNG per event
 mkdir -p "$work/heat"
