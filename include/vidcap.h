@@ -186,15 +186,17 @@ int vc_caption_file(const vc_model *m, const char *path, vc_caption_params p, vc
                     size_t errlen);
 void vc_captions_free(vc_captions *c);
 int vc_captions_n(const vc_captions *c);
-void vc_captions_event(const vc_captions *c, int i, double *t0, double *t1, float *score, const char **sentence);
+void vc_captions_event(const vc_captions *c, int i, double *t0, double *t1, float *score,
+                       const char **sentence);
 double vc_captions_duration(const vc_captions *c);
 int vc_captions_n_corrupt(const vc_captions *c);
 /* wall-clock seconds: decoding (own thread, overlapped), backbone, captioner, and the whole run */
-void vc_captions_timings(const vc_captions *c, double *decode, double *backbone, double *captioner, double *total);
+void vc_captions_timings(const vc_captions *c, double *decode, double *backbone, double *captioner,
+                         double *total);
 /* --heatmaps: for each event, the frame at its midpoint with the frame encoder's GradCAT map for the item
  * class its sentence names (else the predicted one), as DIR/<video stem>.event<NN>.png (time order). */
-int vc_captions_heatmaps(const vc_model *m, const vc_captions *c, const char *path, const char *dir, char *err,
-                         size_t errlen);
+int vc_captions_heatmaps(const vc_model *m, const vc_captions *c, const char *path, const char *dir,
+                         char *err, size_t errlen);
 /* One file, written to a temporary name and renamed. JSON is ActivityNet's result format with this one
  * video under video_id. */
 int vc_captions_save(const vc_captions *c, const char *path, enum vc_caption_format fmt, const char *video_id,

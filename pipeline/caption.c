@@ -158,7 +158,8 @@ int vc_caption_file(const vc_model *m, const char *path, vc_caption_params p, vc
 {
     *out = NULL;
     if (!m->captioner) {
-        snprintf(err, errlen, "%s: the model has no captioner (a bundle with \"captioner.\" is needed)", path);
+        snprintf(err, errlen, "%s: the model has no captioner (a bundle with \"captioner.\" is needed)",
+                 path);
         return VC_ERR_MODEL;
     }
     const double t_start = now();
@@ -231,7 +232,8 @@ int vc_captions_n(const vc_captions *c)
     return (int)c->events->n;
 }
 
-void vc_captions_event(const vc_captions *c, int i, double *t0, double *t1, float *score, const char **sentence)
+void vc_captions_event(const vc_captions *c, int i, double *t0, double *t1, float *score,
+                       const char **sentence)
 {
     const cap_event *e = &c->events->ev[i];
     *t0 = e->t0, *t1 = e->t1, *score = e->score, *sentence = e->sentence;
@@ -247,7 +249,8 @@ int vc_captions_n_corrupt(const vc_captions *c)
     return c->n_corrupt;
 }
 
-void vc_captions_timings(const vc_captions *c, double *decode, double *backbone, double *captioner, double *total)
+void vc_captions_timings(const vc_captions *c, double *decode, double *backbone, double *captioner,
+                         double *total)
 {
     *decode = c->t_decode, *backbone = c->t_backbone, *captioner = c->t_captioner, *total = c->t_total;
 }
@@ -256,9 +259,12 @@ int vc_captions_save(const vc_captions *c, const char *path, enum vc_caption_for
                      char *err, size_t errlen)
 {
     switch (fmt) {
-    case VC_CAPTIONS_TXT: return cap_save_txt(path, c->events, err, errlen);
-    case VC_CAPTIONS_SRT: return cap_save_srt(path, c->events, err, errlen);
-    case VC_CAPTIONS_VTT: return cap_save_vtt(path, c->events, err, errlen);
+    case VC_CAPTIONS_TXT:
+        return cap_save_txt(path, c->events, err, errlen);
+    case VC_CAPTIONS_SRT:
+        return cap_save_srt(path, c->events, err, errlen);
+    case VC_CAPTIONS_VTT:
+        return cap_save_vtt(path, c->events, err, errlen);
     case VC_CAPTIONS_JSON: {
         const cap_video_result v = {video_id, c->duration, c->events};
         return cap_save_anet(path, &v, 1, "frame features: vidcap's NesT frame encoder", err, errlen);

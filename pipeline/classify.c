@@ -30,8 +30,8 @@ vc_state *vc_state_create_threads(const vc_model *m, int n_threads)
     s->tf_hidden = malloc((size_t)groups * hidden * sizeof(float));
     s->tf_scores = malloc((size_t)groups * sizeof(float));
     s->tf_mask = malloc((size_t)groups);
-    if ((n_threads > 1 && !s->pool) || !s->input || !s->probs || !s->tf_feat || !s->tf_hidden || !s->tf_scores || !s->tf_mask ||
-        nest_state_init(&s->nest, &m->nest, s->pool)) {
+    if ((n_threads > 1 && !s->pool) || !s->input || !s->probs || !s->tf_feat || !s->tf_hidden ||
+        !s->tf_scores || !s->tf_mask || nest_state_init(&s->nest, &m->nest, s->pool)) {
         vc_state_free(s);
         return NULL;
     }

@@ -33,8 +33,8 @@ static int named_label(const vc_model *m, const char *sentence)
     return best;
 }
 
-int vc_captions_heatmaps(const vc_model *m, const vc_captions *c, const char *path, const char *dir, char *err,
-                         size_t errlen)
+int vc_captions_heatmaps(const vc_model *m, const vc_captions *c, const char *path, const char *dir,
+                         char *err, size_t errlen)
 {
     const int n = vc_captions_n(c);
     if (n == 0) return 0;

@@ -233,9 +233,10 @@ def _attention_masked(attn, x, key_keep):
     return attn.proj(out)
 
 
-def forward_filtered_batched(model, x, keep_top):
-    """forward_filtered for a batch, with attention masks instead of gathers (same numbers up to rounding):
-    x (B, C, H, W), keep_top (B, G_top, G_top) bool. Returns logits. Used to fine-tune with a filter."""
+def filtered_top_tokens(model, x, keep_top):
+    """The levels of forward_filtered for a batch, with attention masks instead of gathers (same numbers up
+    to rounding): x (B, C, H, W), keep_top (B, G_top, G_top) bool. Returns the top level's tokens
+    (B, N, C), dropped ones as they entered the level, and the keep mask over them (B, N)."""
     L = len(model.levels)
     h = model.patch_embed.proj(x)
     for i, lvl in enumerate(model.levels):
@@ -250,10 +251,17 @@ def forward_filtered_batched(model, x, keep_top):
             y = y + layer._dp(layer.mlp(layer.norm2(y)))
             t = torch.where(kb[..., None], y, t)
         if i == L - 1:
-            w = kb[:, 0].float()[..., None]                               # (B, N, 1), one top block
-            return model.head((model.norm(t[:, 0]) * w).sum(1) / w.sum(1))
+            return t[:, 0], kb[:, 0]                                       # one top block
         h = deblockify(t, S).permute(0, 3, 1, 2)
     raise AssertionError("unreachable")
+
+
+def forward_filtered_batched(model, x, keep_top):
+    """Logits of forward_filtered for a batch (the head averages the kept top-level tokens). Used to
+    fine-tune with a filter."""
+    t, kb = filtered_top_tokens(model, x, keep_top)
+    w = kb.float()[..., None]
+    return model.head((model.norm(t) * w).sum(1) / w.sum(1))
 
 
 class TokenFilter(nn.Module):

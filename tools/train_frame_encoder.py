@@ -38,7 +38,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import moving_fashion as mf  # noqa: E402
 import safetensors_io  # noqa: E402
-from nest_ref import Nest, TokenFilter, forward_filtered_batched, keep_topk, metadata  # noqa: E402
+from nest_ref import Nest, TokenFilter, filtered_top_tokens, keep_topk, metadata  # noqa: E402
 from train_fashion import _select_blas_kernels  # noqa: E402
 
 SIDE = 64
@@ -105,24 +105,11 @@ def cell_logits(model, x, keep_top=None):
 
 
 def forward_filtered_grid(model, x, keep_top):
-    """The top-level map of forward_filtered_batched (dropped cells come out of the top level unchanged;
-    callers zero them), so per-cell heads can be trained with the filter in place."""
-    from nest_ref import _attention_masked, blockify, deblockify
-    L = len(model.levels)
-    h = model.patch_embed.proj(x)
-    for i, lvl in enumerate(model.levels):
-        h = lvl.pool(h).permute(0, 2, 3, 1)
-        S = lvl.block_size
-        t = blockify(h, S) + lvl.pos_embed
-        r = 2 ** (L - 1 - i)
-        m = keep_top.repeat_interleave(r, 1).repeat_interleave(r, 2)
-        kb = blockify(m[..., None].float(), S)[..., 0] > 0.5
-        for layer in lvl.transformer_encoder:
-            y = t + layer._dp(_attention_masked(layer.attn, layer.norm1(t), kb))
-            y = y + layer._dp(layer.mlp(layer.norm2(y)))
-            t = torch.where(kb[..., None], y, t)
-        h = deblockify(t, S).permute(0, 3, 1, 2)
-    return h
+    """The top-level map (NCHW) of the filtered forward, so per-cell heads can be trained with the filter in
+    place (dropped cells come out unchanged; vidcap writes zeros there and masked_loss skips them)."""
+    t, _ = filtered_top_tokens(model, x, keep_top)
+    G = keep_top.shape[1]
+    return t.reshape(t.shape[0], G, G, -1).permute(0, 3, 1, 2)
 
 
 def masked_loss(logits, y, keep_top=None):

@@ -454,21 +454,12 @@ static int run_command(const char *cmd, int argc, char **argv)
     rc = 0;
 
     char err[1024];
-    vc_model_params mp = vc_model_default_params();
-    mp.n_threads = o.n_threads;
-    if (vc_model_load(o.model, mp, &model, err, sizeof(err))) {
-        fprintf(stderr, "vidcap: %s\n", err);
+    if (!(model = cli_load_model(o.model, defaults.model, o.n_threads, o.no_prints,
+                                 "this is the shipped demo model: it knows only the 10 Fashion-MNIST classes "
+                                 "of small grey clothing items; use -m with a real checkpoint (for example "
+                                 "timm's nest_tiny_jx model.safetensors) for photos"))) {
         rc = EXIT_MODEL;
         goto done;
-    }
-    if (!o.no_prints) {
-        fprintf(stderr, "vidcap %s\n%s\n", vc_version(), vc_system_info(o.n_threads));
-        fprintf(stderr, "vidcap: model %s: %s\n", o.model, vc_model_description(model));
-        if (!strcmp(o.model, defaults.model))
-            fprintf(stderr,
-                    "vidcap: this is the shipped demo model: it knows only the 10 Fashion-MNIST "
-                    "classes of small grey clothing items; use -m with a real checkpoint (for example "
-                    "timm's nest_tiny_jx model.safetensors) for photos\n");
     }
     if (resolve_target(model, o.target, &target)) {
         rc = EXIT_ARGS;

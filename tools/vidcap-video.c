@@ -24,27 +24,28 @@ typedef struct video_opts {
 static void usage(FILE *f, const video_opts *d)
 {
     if (!strcmp(d->cmd, "caption")) {
-        fprintf(f,
-                "usage: vidcap [caption] [options] VIDEO...\n\n"
-                "  -h,        --help              show this help\n"
-                "  -m FNAME,  --model FNAME       [%s] bundle: frame encoder, token filter, captioner\n"
-                "  -t N,      --threads N         [%d] compute threads (0 = min(4, cores))\n"
-                "             --fps F             [the captioner's] frames sampled per second of video\n"
-                "             --keep R            [the filter's] token filter keep ratio, 0 < R <= 1 (1 = off)\n"
-                "             --min-score S       [the model's] event score threshold, 0..1\n"
-                "             --max-events N      [the model's] events kept per window after NMS\n"
-                "             --beam N            [1] caption beam width (1 = greedy)\n"
-                "  -otxt,     --output-txt        write <base>.txt (one sentence per line)\n"
-                "  -osrt,     --output-srt        write <base>.srt\n"
-                "  -ovtt,     --output-vtt        write <base>.vtt\n"
-                "  -oj,       --output-json       write <base>.json (ActivityNet dense-captioning results)\n"
-                "  -of BASE,  --output-file BASE  output base name without extension; repeat once per input\n"
-                "                                 [default: the input path without its extension]\n"
-                "             --heatmaps DIR      per event, a keyframe PNG with the encoder's GradCAT map\n"
-                "  -pp,       --print-progress    progress and the time split (decode, backbone, captioner)\n"
-                "  -np,       --no-prints         print only results\n"
-                "  -f FNAME,  --file FNAME        an input (same as a positional argument)\n",
-                d->model, d->n_threads);
+        fprintf(
+            f,
+            "usage: vidcap [caption] [options] VIDEO...\n\n"
+            "  -h,        --help              show this help\n"
+            "  -m FNAME,  --model FNAME       [%s] bundle: frame encoder, token filter, captioner\n"
+            "  -t N,      --threads N         [%d] compute threads (0 = min(4, cores))\n"
+            "             --fps F             [the captioner's] frames sampled per second of video\n"
+            "             --keep R            [the filter's] token filter keep ratio, 0 < R <= 1 (1 = off)\n"
+            "             --min-score S       [the model's] event score threshold, 0..1\n"
+            "             --max-events N      [the model's] events kept per window after NMS\n"
+            "             --beam N            [1] caption beam width (1 = greedy)\n"
+            "  -otxt,     --output-txt        write <base>.txt (one sentence per line)\n"
+            "  -osrt,     --output-srt        write <base>.srt\n"
+            "  -ovtt,     --output-vtt        write <base>.vtt\n"
+            "  -oj,       --output-json       write <base>.json (ActivityNet dense-captioning results)\n"
+            "  -of BASE,  --output-file BASE  output base name without extension; repeat once per input\n"
+            "                                 [default: the input path without its extension]\n"
+            "             --heatmaps DIR      per event, a keyframe PNG with the encoder's GradCAT map\n"
+            "  -pp,       --print-progress    progress and the time split (decode, backbone, captioner)\n"
+            "  -np,       --no-prints         print only results\n"
+            "  -f FNAME,  --file FNAME        an input (same as a positional argument)\n",
+            d->model, d->n_threads);
         return;
     }
     fprintf(f,
@@ -169,7 +170,8 @@ static int parse(int argc, char **argv, video_opts *o, const video_opts *d)
     }
     struct stat st;
     if (o->out && o->n_inputs > 1 && !(stat(o->out, &st) == 0 && S_ISDIR(st.st_mode))) {
-        fprintf(stderr, "vidcap %s: -o %s names one file, but %d videos were given (give a directory, or -of)\n",
+        fprintf(stderr,
+                "vidcap %s: -o %s names one file, but %d videos were given (give a directory, or -of)\n",
                 o->cmd, o->out, o->n_inputs);
         return EXIT_ARGS;
     }
@@ -318,26 +320,18 @@ int cli_video_command(const char *cmd, int argc, char **argv)
     if (!o.inputs || !o.out_bases) goto done;
     if ((rc = parse(argc, argv, &o, &defaults)) >= 0) goto done;
     vc_quiet_ffmpeg_logs();
-    char err[1024];
-    vc_model_params mp = vc_model_default_params();
-    mp.n_threads = o.n_threads;
-    if (vc_model_load(o.model, mp, &model, err, sizeof(err))) {
-        fprintf(stderr, "vidcap: %s\n", err);
+    if (!(model = cli_load_model(o.model, defaults.model, o.n_threads, o.no_prints,
+                                 "this is the shipped demo model: it knows only the Moving Fashion world "
+                                 "(Fashion-MNIST items moving on a dark canvas); use -m with your own bundle "
+                                 "for real videos"))) {
         rc = EXIT_MODEL;
         goto done;
     }
-    if (!o.no_prints) {
-        fprintf(stderr, "vidcap %s\n%s\n", vc_version(), vc_system_info(o.n_threads));
-        fprintf(stderr, "vidcap: model %s: %s\n", o.model, vc_model_description(model));
-        if (!strcmp(o.model, defaults.model))
-            fprintf(stderr, "vidcap: this is the shipped demo model: it knows only the Moving Fashion world "
-                            "(Fashion-MNIST items moving on a dark canvas); use -m with your own bundle for "
-                            "real videos\n");
-    }
     rc = 0;
     if (!strcmp(cmd, "caption") && strcmp(vc_model_arch(model), "bundle")) {
-        fprintf(stderr, "vidcap: %s: this is a %s model; captioning needs a bundle (frame encoder, token "
-                        "filter and captioner, see tools/make_bundle.py)\n",
+        fprintf(stderr,
+                "vidcap: %s: this is a %s model; captioning needs a bundle (frame encoder, token "
+                "filter and captioner, see tools/make_bundle.py)\n",
                 o.model, vc_model_arch(model));
         rc = EXIT_MODEL;
         goto done;
