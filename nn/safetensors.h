@@ -47,5 +47,8 @@ typedef struct st_writer st_writer;
 st_writer *st_writer_create(void);
 void st_writer_free(st_writer *w);
 int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data);
+/* The same without a copy: data must stay valid and unchanged until the writer is saved or freed (large
+ * tensors, e.g. a long video's feature rows). */
+int st_writer_add_borrowed(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data);
 int st_writer_meta(st_writer *w, const char *key, const char *value);
 int st_writer_save(const st_writer *w, const char *path, char *err, size_t errlen);

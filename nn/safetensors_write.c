@@ -21,7 +21,8 @@ typedef struct st_wtensor {
     int ndim;
     int64_t shape[NN_MAX_DIMS];
     int64_t numel;
-    float *data; /* NULL when numel is 0 */
+    const float *data; /* NULL when numel is 0 */
+    float *owned;      /* data when the writer copied it, else NULL (borrowed) */
 } st_wtensor;
 
 struct st_writer {
@@ -49,7 +50,7 @@ void st_writer_free(st_writer *w)
     if (!w) return;
     for (int i = 0; i < w->n; i++) {
         free(w->t[i].name);
-        free(w->t[i].data);
+        free(w->t[i].owned);
     }
     for (int i = 0; i < 2 * w->n_meta; i++)
         free(w->meta[i]);
@@ -58,8 +59,8 @@ void st_writer_free(st_writer *w)
     free(w);
 }
 
-/* Returns VC_ERR_ARG for a name the reader would refuse (not UTF-8, reserved, already added). */
-int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data)
+static int writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data,
+                      int copy)
 {
     if (!w || !name || ndim < 0 || ndim > NN_MAX_DIMS || (ndim && !shape)) return VC_ERR_ARG;
     if (!st_utf8_valid(name) || strcmp(name, "__metadata__") == 0) return VC_ERR_ARG;
@@ -83,15 +84,27 @@ int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape
     st_wtensor t = {.ndim = ndim, .numel = numel};
     if (ndim) memcpy(t.shape, shape, (size_t)ndim * sizeof *shape);
     t.name = st_strdup(name);
-    t.data = numel ? malloc((size_t)numel * sizeof(float)) : NULL;
-    if (!t.name || (numel && !t.data)) {
+    t.owned = numel && copy ? malloc((size_t)numel * sizeof(float)) : NULL;
+    if (!t.name || (numel && copy && !t.owned)) {
         free(t.name);
-        free(t.data);
+        free(t.owned);
         return VC_ERR_NOMEM;
     }
-    if (numel) memcpy(t.data, data, (size_t)numel * sizeof(float));
+    if (t.owned) memcpy(t.owned, data, (size_t)numel * sizeof(float));
+    t.data = numel ? (t.owned ? t.owned : data) : NULL;
     w->t[w->n++] = t;
     return 0;
+}
+
+/* Returns VC_ERR_ARG for a name the reader would refuse (not UTF-8, reserved, already added). */
+int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data)
+{
+    return writer_add(w, name, ndim, shape, data, 1);
+}
+
+int st_writer_add_borrowed(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data)
+{
+    return writer_add(w, name, ndim, shape, data, 0);
 }
 
 int st_writer_meta(st_writer *w, const char *key, const char *value)

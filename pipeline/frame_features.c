@@ -139,12 +139,18 @@ static void batch_task(void *ctx, int64_t begin, int64_t end, int thread)
     }
 }
 
+/* Room for `need` rows. The first call reserves what the container's duration announces (up to
+ * FEATURES_RESERVE_MAX rows, so a lying header cannot reserve gigabytes); later growth is by half again,
+ * so the slack beyond the rows themselves stays small. */
+#define FEATURES_RESERVE_MAX 16384
 static int grow(vc_features *f, int need)
 {
     if (need <= f->cap) return 0;
-    int cap = f->cap ? 2 * f->cap : 256;
+    int cap = f->cap ? f->cap + f->cap / 2 : 256;
+    if (!f->cap && f->duration > 0 && f->duration * f->fps < FEATURES_RESERVE_MAX)
+        cap = (int)(f->duration * f->fps) + 2;
     while (cap < need)
-        cap *= 2;
+        cap += cap / 2 + 1;
     float *d = realloc(f->data, (size_t)cap * f->dim * sizeof(float));
     if (!d) return VC_ERR_NOMEM;
     f->data = d;
@@ -358,7 +364,8 @@ int vc_features_save(const vc_features *f, const char *path, char *err, size_t e
     cJSON_AddNumberToObject(o, "channels", f->channels);
     cJSON_AddStringToObject(o, "source", f->source);
     if (!(json = cJSON_PrintUnformatted(o))) goto end;
-    if (st_writer_add(w, "features", 2, shape, f->data) || st_writer_add(w, "times", 1, tshape, f->times) ||
+    if (st_writer_add_borrowed(w, "features", 2, shape, f->data) ||
+        st_writer_add_borrowed(w, "times", 1, tshape, f->times) ||
         st_writer_meta(w, "vidcap.format", "1") || st_writer_meta(w, "vidcap.arch", "features") ||
         st_writer_meta(w, "vidcap.features", json))
         goto end;

@@ -213,11 +213,12 @@ static int features_one(const vc_model *m, const video_opts *o, int i)
     if (vc_features_save(f, out, err, sizeof(err))) {
         fprintf(stderr, "vidcap: %s\n", err);
         rc = EXIT_INPUT;
-    } else if (!o->no_prints) {
+    } else {
         double dec, bb, total;
         vc_features_timings(f, &dec, &bb, &total);
-        fprintf(stderr, "vidcap: %s: %d frames x %d features -> %s\n", in, vc_features_n(f),
-                vc_features_dim(f), out);
+        if (!o->no_prints)
+            fprintf(stderr, "vidcap: %s: %d frames x %d features -> %s\n", in, vc_features_n(f),
+                    vc_features_dim(f), out);
         if (o->print_progress)
             fprintf(stderr,
                     "vidcap: timings: decode %.3f s (own thread), backbone %.3f s, total %.3f s; "
