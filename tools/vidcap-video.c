@@ -17,7 +17,7 @@ typedef struct video_opts {
     float keep, fps;
     /* caption */
     int out_txt, out_srt, out_vtt, out_json, max_events, beam;
-    float min_score;
+    float min_score, nms_tiou;
     const char *heatmaps;
 } video_opts;
 
@@ -34,6 +34,8 @@ static void usage(FILE *f, const video_opts *d)
             "             --keep R            [the filter's] token filter keep ratio, 0 < R <= 1 (1 = off)\n"
             "             --min-score S       [the model's] event score threshold, 0..1\n"
             "             --max-events N      [the model's] events kept per window after NMS\n"
+            "             --nms-tiou T        [the model's] NMS drops a proposal that overlaps a kept one\n"
+            "                                 by more than this tIoU\n"
             "             --beam N            [1] caption beam width (1 = greedy)\n"
             "  -otxt,     --output-txt        write <base>.txt (one sentence per line)\n"
             "  -osrt,     --output-srt        write <base>.srt\n"
@@ -107,11 +109,11 @@ static int parse(int argc, char **argv, video_opts *o, const video_opts *d)
             continue;
         }
         const int cap = !strcmp(o->cmd, "caption");
-        const int takes_value = IS("-m", "--model") || IS("-t", "--threads") || !strcmp(a, "--fps") ||
-                                !strcmp(a, "--keep") || (!cap && IS("-o", "--output")) ||
-                                IS("-of", "--output-file") || IS("-f", "--file") ||
-                                (cap && (!strcmp(a, "--min-score") || !strcmp(a, "--max-events") ||
-                                         !strcmp(a, "--beam") || !strcmp(a, "--heatmaps")));
+        const int takes_value =
+            IS("-m", "--model") || IS("-t", "--threads") || !strcmp(a, "--fps") || !strcmp(a, "--keep") ||
+            (!cap && IS("-o", "--output")) || IS("-of", "--output-file") || IS("-f", "--file") ||
+            (cap && (!strcmp(a, "--min-score") || !strcmp(a, "--max-events") || !strcmp(a, "--nms-tiou") ||
+                     !strcmp(a, "--beam") || !strcmp(a, "--heatmaps")));
         if (takes_value && i + 1 >= argc) {
             fprintf(stderr, "vidcap %s: %s needs a value\n", o->cmd, a);
             return EXIT_ARGS;
@@ -130,6 +132,8 @@ static int parse(int argc, char **argv, video_opts *o, const video_opts *d)
             }
         } else if (cap && !strcmp(a, "--min-score")) {
             if (cli_parse_float(v, 0.f, 1.f, &o->min_score)) goto bad;
+        } else if (cap && !strcmp(a, "--nms-tiou")) {
+            if (cli_parse_float(v, 0.f, 1.f, &o->nms_tiou)) goto bad;
         } else if (cap && !strcmp(a, "--max-events")) {
             if (cli_parse_int(v, 0, 10000, &o->max_events)) goto bad;
         } else if (cap && !strcmp(a, "--beam")) {
@@ -257,6 +261,7 @@ static int caption_one(const vc_model *m, const video_opts *o, int i)
     p.keep = o->keep;
     p.fps = o->fps;
     p.min_score = o->min_score;
+    p.nms_tiou = o->nms_tiou;
     p.max_events = o->max_events;
     p.beam = o->beam;
     p.new_event = print_event;
@@ -312,7 +317,11 @@ static int caption_one(const vc_model *m, const video_opts *o, int i)
 
 int cli_video_command(const char *cmd, int argc, char **argv)
 {
-    video_opts o = {.cmd = cmd, .model = vc_default_video_model_path(), .min_score = -1.f, .max_events = -1};
+    video_opts o = {.cmd = cmd,
+                    .model = vc_default_video_model_path(),
+                    .min_score = -1.f,
+                    .nms_tiou = -1.f,
+                    .max_events = -1};
     const video_opts defaults = o;
     o.inputs = calloc((size_t)argc + 1, sizeof(char *));
     o.out_bases = calloc((size_t)argc + 1, sizeof(char *));
