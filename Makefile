@@ -6,7 +6,7 @@ BUILD_SAN  ?= build-san
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build build-san deps deps-test demo test test-release test-san bench tradeoff clean
+.PHONY: all build build-san deps deps-test demo test test-release test-san bench bench-video tradeoff clean
 
 all: build
 
@@ -37,6 +37,9 @@ test: test-release test-san
 
 bench: deps-test build
 	/usr/bin/python3 tools/bench/bench_nest.py --vidcap $(BUILD)/vidcap-bench
+
+bench-video: deps-test build
+	sh tools/bench/bench_video.sh $(BUILD)
 
 tradeoff: deps-test build
 	sh tools/bench/tradeoff.sh $(BUILD) $(MODEL)
