@@ -54,7 +54,18 @@ static void attn_pairs(void *ctx, int64_t p0, int64_t p1, int thread)
         float *O = ws + Nmax * Nmax;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)N, (int)d, scale, q, (int)ld, k,
                     (int)ld, 0.f, P, (int)N);
+        const uint8_t *kk = s->key_keep ? s->key_keep + t * Nmax : NULL;
+        int any = 0;
+        for (int64_t jj = 0; kk && jj < N && !any; jj++)
+            any = kk[jj] != 0;
+        if (!any) kk = NULL;
+        for (int64_t i = 0; kk && i < N; i++)
+            for (int64_t jj = 0; jj < N; jj++)
+                if (!kk[jj]) P[i * N + jj] = -INFINITY;
         nn_softmax(P, N, N);
+        for (int64_t i = 0; kk && i < N; i++) /* exactly 0, not exp(-87) */
+            for (int64_t jj = 0; jj < N; jj++)
+                if (!kk[jj]) P[i * N + jj] = 0.f;
         float *out = j->out + row0 * C;
         if (s->merge == NN_MERGE_HEAD_MAJOR) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)d, (int)N, 1.f, P, (int)N, v,

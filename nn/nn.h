@@ -111,6 +111,9 @@ typedef struct nn_attention_shape {
      * b is rows [offsets[b], offsets[b + 1]) of qkv/out, `tokens` is only an upper bound on its length,
      * and probs must be NULL (forward only). Empty blocks are skipped. */
     const int64_t *offsets;
+    /* Key mask (the token filter's dense, differentiable form): when not NULL, key j of block b takes part
+     * only if key_keep[b * tokens + j]; a block with no kept key is left unmasked. Not with offsets. */
+    const uint8_t *key_keep;
 } nn_attention_shape;
 
 /* probs[blocks, heads, tokens, tokens]: the attention weights, written here and kept for backward

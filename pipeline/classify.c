@@ -90,9 +90,11 @@ int vc_state_set_keep(vc_state *s, float keep, char *err, size_t errlen)
     return 0;
 }
 
-/* The filter scores the top-level tokens once, from the patch embeddings, before any attention. */
-static void filtered_forward(vc_state *s, const float *input)
+/* The filter scores the top-level tokens once, from the patch embeddings, before any attention; returns
+ * the keep mask (s->tf_mask), or NULL when the state does not filter. Leaves the embedding in s->nest. */
+const uint8_t *vc_state_keep_mask(vc_state *s, const float *input)
 {
+    if (s->keep >= 1.f) return NULL;
     const tf_filter *t = &s->model->filter;
     const int groups = tf_groups(&s->model->nest.cfg);
     nest_embed(&s->nest, input);
@@ -106,13 +108,14 @@ static void filtered_forward(vc_state *s, const float *input)
         tf_scores(t, s->tf_feat, groups, s->tf_hidden, s->tf_scores);
     }
     tf_keep_topk(s->tf_scores, groups, s->keep, s->tf_mask);
-    nest_forward_levels(&s->nest, s->tf_mask);
+    return s->tf_mask;
 }
 
 int vc_classify_tensor(vc_state *s, const float *input)
 {
-    if (s->keep < 1.f)
-        filtered_forward(s, input);
+    const uint8_t *keep = vc_state_keep_mask(s, input);
+    if (keep)
+        nest_forward_levels(&s->nest, keep); /* the embedding is there already */
     else
         nest_forward(&s->nest, input);
     const int n = s->model->nest.cfg.num_classes;

@@ -102,7 +102,8 @@ int vc_explain_rgb(vc_state *s, const uint8_t *rgb, int w, int h, const char *pa
         snprintf(err, errlen, "%s: %s", path, reason);
         goto end;
     }
-    gradcat_run(&s->nest, s->input, p.target, p.flip_sign ? -1 : 1, &s->explain);
+    gradcat_run(&s->nest, s->input, vc_state_keep_mask(s, s->input), p.target, p.flip_sign ? -1 : 1,
+                &s->explain);
     memcpy(s->probs, s->nest.logits, (size_t)c->num_classes * sizeof(float));
     nn_softmax(s->probs, 1, c->num_classes);
     /* path boxes back to original-image pixels */

@@ -12,6 +12,8 @@
 /* requested > 0, or min(4, online cores) */
 int vc_default_threads(int requested);
 struct vc_state *vc_state_create_threads(const struct vc_model *m, int n_threads); /* 1: serial, no pool */
+/* The token filter's keep mask for a preprocessed input (NULL when the state's keep ratio is 1). */
+const uint8_t *vc_state_keep_mask(struct vc_state *s, const float *input);
 
 struct vc_model {
     st_file *file;

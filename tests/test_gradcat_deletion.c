@@ -118,7 +118,7 @@ int main(int argc, char **argv)
             TU_CHECK(0, "%s", err);
             break;
         }
-        gradcat_run(&s, input, -1, 1, &r);
+        gradcat_run(&s, input, NULL, -1, 1, &r);
         const int c = r.target;
         float p0[4096];
         memcpy(p0, s.logits, (size_t)cfg->num_classes * sizeof(float));

@@ -66,31 +66,42 @@ static void check_backward(nest_state *s, const st_file *ef, const char *name, c
     if (logits) tu_close("recorded forward logits", s->logits, logits->data, n, 1e-4f, 1e-6f);
 }
 
-/* GradCAT against tools/gradcat_ref.py: score maps (1e-3 of scale) and the exact path. */
-static void check_gradcat(nest_state *s, const st_file *ef, const char *name, const float *input)
+/* GradCAT against tools/gradcat_ref.py: score maps (1e-3 of scale) and the exact path; `pre` "gradcat"
+ * for the full network, "fgradcat" through the filtered forward with the fixture's keep mask. */
+static void check_gradcat(nest_state *s, const st_file *ef, const char *name, const float *input,
+                          const char *pre)
 {
     const nest_config *cfg = &s->m->cfg;
-    const st_tensor *target = need(ef, "gradcat.target", 1),
-                    *path = need(ef, "gradcat.path", 4 * cfg->num_levels);
-    if (!target || !path || nest_state_enable_backward(s, 1)) return;
+    const int top = cfg->grid[cfg->num_levels - 1];
+    char key[64];
+    snprintf(key, sizeof(key), "%s.target", pre);
+    const st_tensor *target = need(ef, key, 1);
+    snprintf(key, sizeof(key), "%s.path", pre);
+    const st_tensor *path = need(ef, key, 4 * cfg->num_levels);
+    const int filtered = strcmp(pre, "fgradcat") == 0;
+    const st_tensor *keep = filtered ? need(ef, "filtered.keep", (int64_t)top * top) : NULL;
+    if (!target || !path || (filtered && !keep) || nest_state_enable_backward(s, 1)) return;
+    uint8_t mask[4096];
+    for (int i = 0; filtered && i < top * top && i < 4096; i++)
+        mask[i] = keep->data[i] > 0.5f;
     float *maps[NEST_MAX_LEVELS] = {0};
     gradcat_result r = {0};
     for (int l = 0; l < cfg->num_levels; l++)
         r.score_maps[l] = maps[l] = malloc((size_t)cfg->grid[l] * cfg->grid[l] * sizeof(float));
-    gradcat_run(s, input, (int)target->data[0], 1, &r);
+    gradcat_run(s, input, filtered ? mask : NULL, (int)target->data[0], 1, &r);
     TU_CHECK(r.target == (int)target->data[0], "%s: gradcat target %d", name, r.target);
     /* the top level's map is ~0 (rounding noise): the final LayerNorm is scale-invariant, so sum A*dA
      * vanishes there; compare every level against the largest score anywhere */
     float scale = 0.f;
     for (int l = 0; l < cfg->num_levels; l++) {
         char tn[32];
-        snprintf(tn, sizeof(tn), "gradcat.score%d", l);
+        snprintf(tn, sizeof(tn), "%s.score%d", pre, l);
         const st_tensor *want = st_find(ef, tn);
         if (want && nn_max_abs(want->data, want->numel) > scale) scale = nn_max_abs(want->data, want->numel);
     }
     for (int l = 0; l < cfg->num_levels; l++) {
         char tn[32], label[96];
-        snprintf(tn, sizeof(tn), "gradcat.score%d", l);
+        snprintf(tn, sizeof(tn), "%s.score%d", pre, l);
         const st_tensor *want = need(ef, tn, (int64_t)cfg->grid[l] * cfg->grid[l]);
         snprintf(label, sizeof(label), "%s %s", name, tn);
         if (want) tu_close(label, maps[l], want->data, want->numel, 1e-3f, scale);
@@ -246,7 +257,8 @@ static void run_case(const char *dir, const char *name, nn_pool *pool)
         TU_CHECK(!memcmp(a, b, sizeof(a)) || cfg.num_classes < 5, "%s: top-5 differs", name);
     }
     check_backward(&s, ef, name, in->data);
-    check_gradcat(&s, ef, name, in->data);
+    check_gradcat(&s, ef, name, in->data, "gradcat");
+    check_gradcat(&s, ef, name, in->data, "fgradcat");
     check_filtered(&s, ef, name, in->data);
     check_impact(&s, ef, name, in->data);
     check_shipped_filter(&s, mf, ef, name, in->data);

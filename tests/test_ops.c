@@ -651,7 +651,7 @@ static void test_attention_case(int64_t blocks, int64_t tokens, int64_t heads, i
     float *qkv = frand(nq, -2, 2), *r = frand(no, -1, 1), *outs[2][2] = {{0}};
     double *qd = to_double(qkv, nq), *od = dnew(no), *pd = dnew(np);
     for (int merge = 0; merge < 2; merge++) {
-        nn_attention_shape s = {blocks, tokens, D, heads, (nn_head_merge)merge, NULL};
+        nn_attention_shape s = {blocks, tokens, D, heads, (nn_head_merge)merge, NULL, NULL};
         char id[192];
         snprintf(id, sizeof id, "blocks=%lld tokens=%lld heads=%lld head_dim=%lld merge=%s",
                  (long long)blocks, (long long)tokens, (long long)heads, (long long)head_dim,
@@ -713,12 +713,12 @@ static void test_attention_ragged(void)
     const int64_t rows = offsets[nb];
     for (int merge = 0; merge < 2; merge++) {
         float *qkv = frand(rows * 3 * D, -2, 2), *out = fnew(rows * D), *want = fnew(rows * D);
-        nn_attention_shape s = {nb, maxlen, D, heads, (nn_head_merge)merge, offsets};
+        nn_attention_shape s = {nb, maxlen, D, heads, (nn_head_merge)merge, offsets, NULL};
         float *ws = fnew((int64_t)nn_attention_workspace(&s, 2));
         nn_attention(g_pool2, &s, qkv, NULL, out, ws);
         for (int b = 0; b < nb; b++) {
             if (!lens[b]) continue;
-            nn_attention_shape one = {1, lens[b], D, heads, (nn_head_merge)merge, NULL};
+            nn_attention_shape one = {1, lens[b], D, heads, (nn_head_merge)merge, NULL, NULL};
             nn_attention(NULL, &one, qkv + offsets[b] * 3 * D, NULL, want + offsets[b] * D, ws);
         }
         tu_close(nm("attention ragged merge=%d", merge), out, want, rows * D, 1e-6f, 1e-6f);

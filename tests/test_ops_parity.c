@@ -118,6 +118,7 @@ static void attention(const char *c)
                             qs[2] / 3,
                             heads,
                             strcmp(merge, "dim_major") == 0 ? NN_MERGE_DIM_MAJOR : NN_MERGE_HEAD_MAJOR,
+                            NULL,
                             NULL};
     TU_CHECK(strcmp(merge, "dim_major") == 0 || strcmp(merge, "head_major") == 0, "%s: merge %s", c, merge);
     int64_t no = s.blocks * s.tokens * s.dim, np = s.blocks * heads * s.tokens * s.tokens;

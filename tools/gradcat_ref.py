@@ -6,14 +6,21 @@ best of the 2x2 children at each level (first in row-major order on ties).
 """
 import torch
 
+from nest_ref import forward_filtered
 
-def gradcat(model, x, target=None, sign=1.0):
-    """x: (1, C, H, W). Returns (target, score_maps [per level, (H_l, W_l)], path [(level, by, bx, score)])."""
+
+def gradcat(model, x, target=None, sign=1.0, keep=None):
+    """x: (1, C, H, W); keep: the token filter's (G_top, G_top) bool mask, or None. Returns (target,
+    score_maps [per level, (H_l, W_l)], path [(level, by, bx, score)])."""
     model.eval()
-    maps = model.forward_levels(x)
+    maps = model.forward_levels(x) if keep is None else forward_filtered(model, x, keep)[0]
     for m in maps:
         m.retain_grad()
-    logits = model.head_from_map(maps[-1])
+    if keep is None:
+        logits = model.head_from_map(maps[-1])
+    else:   # the head over the kept top-level tokens, read from the top map so its gradient lands there
+        kept = maps[-1][0].permute(1, 2, 0)[keep]
+        logits = model.head(model.norm(kept).mean(0, keepdim=True))
     if target is None:
         target = int(logits[0].argmax())
     torch.log_softmax(logits, dim=1)[0, target].backward()

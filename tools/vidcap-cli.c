@@ -306,11 +306,6 @@ static int parse_args(int argc, char **argv, cli_opts *o, const cli_opts *defaul
                 strcmp(o->cmd, "filter-fit") ? "images" : "folder", o->cmd);
         return 2;
     }
-    if (explain && o->keep < 1.f) {
-        fprintf(stderr,
-                "vidcap explain: --keep is not supported: GradCAT's backward pass runs on every token\n");
-        return EXIT_ARGS;
-    }
     if (o->out_png && o->n_inputs != 1) {
         fprintf(stderr, "vidcap explain: -o names one file, but %d images were given (use -of per image)\n",
                 o->n_inputs);

@@ -37,11 +37,12 @@ static void set_node(const nest_config *c, gradcat_node *n, int level, int by, i
     n->score = score;
 }
 
-void gradcat_run(nest_state *s, const float *input, int target, int sign, gradcat_result *r)
+void gradcat_run(nest_state *s, const float *input, const uint8_t *keep, int target, int sign,
+                 gradcat_result *r)
 {
     const nest_config *c = &s->m->cfg;
     const int n = c->num_classes, L = c->num_levels;
-    nest_forward(s, input);
+    nest_forward_filtered(s, input, keep);
     if (target < 0 || target >= n) {
         target = 0;
         for (int k = 1; k < n; k++)

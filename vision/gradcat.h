@@ -15,7 +15,9 @@ typedef struct gradcat_result {
     float *score_maps[NEST_MAX_LEVELS]; /* [grid_i * grid_i] per level, owned by the state's tape arena */
 } gradcat_result;
 
-/* Runs a recorded forward on input, one backward from log p_target (target < 0: the predicted class),
- * and walks the tree. sign = +1 scores s = A * d log p / dA; -1 flips it (the spec's open sign choice).
- * score_maps must point at caller buffers of grid_i^2 floats each. */
-void gradcat_run(nest_state *s, const float *input, int target, int sign, gradcat_result *r);
+/* Runs a recorded forward on input (filtered by the token filter's keep mask over the top-level tokens,
+ * or NULL for all), one backward from log p_target (target < 0: the predicted class), and walks the tree.
+ * sign = +1 scores s = A * d log p / dA; -1 flips it (the spec's open sign choice). score_maps must point
+ * at caller buffers of grid_i^2 floats each. */
+void gradcat_run(nest_state *s, const float *input, const uint8_t *keep, int target, int sign,
+                 gradcat_result *r);

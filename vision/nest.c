@@ -359,8 +359,8 @@ int nest_state_init(nest_state *s, const nest_model *m, nn_pool *pool)
         if (tokens * C > x_max) x_max = tokens * C;
         if (tokens * 3 * C > qkv_max) qkv_max = tokens * 3 * C;
         if (tokens * c->hidden[i] > hid_max) hid_max = tokens * c->hidden[i];
-        nn_attention_shape as = {c->num_blocks[i], c->seq_length,      C,
-                                 c->num_heads[i],  NN_MERGE_DIM_MAJOR, NULL};
+        nn_attention_shape as = {c->num_blocks[i],   c->seq_length, C,   c->num_heads[i],
+                                 NN_MERGE_DIM_MAJOR, NULL,          NULL};
         int64_t aw = (int64_t)nn_attention_workspace(&as, nt);
         if (aw > attn_max) attn_max = aw;
         maps += tokens * C;
@@ -420,28 +420,52 @@ void nest_blockify(const float *map, int G, int S, int C, float *tok, int invers
             }
 }
 
+static void zero_dropped(float *y, int64_t rows, int64_t C, const uint8_t *row_keep)
+{
+    for (int64_t r = 0; r < rows; r++)
+        if (!row_keep[r]) memset(y + r * C, 0, (size_t)C * sizeof(float));
+}
+
 /* One pre-norm transformer layer on x[rows, C], in place: all T*N tokens (offsets NULL), or the tokens the
- * filter kept, block b being rows [offsets[b], offsets[b+1]). Records into t when it is not NULL. */
+ * filter kept, block b being rows [offsets[b], offsets[b+1]); or all tokens with row_keep masking the
+ * dropped ones (attention keys, branch outputs). Records into t when it is not NULL. */
 static void transformer_layer(nest_state *s, const nest_layer *ly, int level, float *x, int64_t rows,
-                              const int64_t *offsets, nest_tape_layer *t)
+                              const int64_t *offsets, nest_tape_layer *t, const uint8_t *row_keep)
 {
     const nest_config *c = &s->m->cfg;
     const int64_t C = c->embed_dims[level], Hd = c->hidden[level];
-    nn_attention_shape as = {c->num_blocks[level], c->seq_length,      C,
-                             c->num_heads[level],  NN_MERGE_DIM_MAJOR, offsets};
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C,       c->num_heads[level],
+                             NN_MERGE_DIM_MAJOR,   offsets,       row_keep};
     float *qkv = t ? t->qkv : s->qkv, *h = t ? t->h : s->hidden;
     if (t) memcpy(t->x0, x, (size_t)(rows * C) * sizeof(float));
     nn_layernorm(s->pool, x, rows, C, ly->norm1_w, ly->norm1_b, NEST_LN_EPS, s->y);
     nn_linear(s->pool, s->y, rows, C, ly->qkv_w, ly->qkv_b, 3 * C, qkv);
     nn_attention(s->pool, &as, qkv, t ? t->probs : NULL, s->y, s->attn_ws);
     nn_linear(s->pool, s->y, rows, C, ly->proj_w, ly->proj_b, C, s->hidden);
+    if (row_keep) zero_dropped(s->hidden, rows, C, row_keep);
     nn_add(x, s->hidden, rows * C, x);
     if (t) memcpy(t->x1, x, (size_t)(rows * C) * sizeof(float));
     nn_layernorm(s->pool, x, rows, C, ly->norm2_w, ly->norm2_b, NEST_LN_EPS, s->y);
     nn_linear(s->pool, s->y, rows, C, ly->fc1_w, ly->fc1_b, Hd, h);
     nn_gelu(s->pool, h, rows * Hd, s->hidden);
     nn_linear(s->pool, s->hidden, rows, Hd, ly->fc2_w, ly->fc2_b, C, s->y);
+    if (row_keep) zero_dropped(s->y, rows, C, row_keep);
     nn_add(x, s->y, rows * C, x);
+}
+
+/* row_keep[t * N + n] = is the top-level token above level-i token n of block t kept */
+static int64_t level_row_keep(const nest_config *c, int level, const uint8_t *keep, uint8_t *row_keep)
+{
+    const int S = c->block_size, G = c->grid[level] / S, shift = c->num_levels - 1 - level;
+    const int top = c->grid[c->num_levels - 1];
+    int64_t k = 0;
+    for (int t = 0; t < c->num_blocks[level]; t++)
+        for (int n = 0; n < c->seq_length; n++) {
+            int y = (t / G) * S + n / S, x = (t % G) * S + n % S;
+            row_keep[(int64_t)t * c->seq_length + n] = keep[(y >> shift) * top + (x >> shift)] != 0;
+            k += row_keep[(int64_t)t * c->seq_length + n];
+        }
+    return k;
 }
 
 /* The level-i tokens whose top-level token is kept, block by block: their rows in the blocked tensor go to
@@ -505,17 +529,23 @@ void nest_forward_levels(nest_state *s, const uint8_t *keep)
         }
         nest_blockify(prev, (int)(G / S), (int)S, (int)C, s->x, 0);
         nn_add(s->x, lv->pos_embed, rows * C, s->x);
+        nest_tape_layer *rec = s->tape && (i > 0 || s->tape->to_embed) ? s->tape->layers[i] : NULL;
         if (!keep) {
             for (int j = 0; j < c->depths[i]; j++)
-                transformer_layer(s, &lv->layers[j], i, s->x, rows, NULL,
-                                  s->tape && (i > 0 || s->tape->to_embed) ? &s->tape->layers[i][j] : NULL);
+                transformer_layer(s, &lv->layers[j], i, s->x, rows, NULL, rec ? &rec[j] : NULL, NULL);
+        } else if (s->tape) {
+            /* recorded for a backward pass: the dense, masked form */
+            kept = level_row_keep(c, i, keep, s->tape->rowkeep[i]);
+            for (int j = 0; j < c->depths[i]; j++)
+                transformer_layer(s, &lv->layers[j], i, s->x, rows, NULL, rec ? &rec[j] : NULL,
+                                  s->tape->rowkeep[i]);
         } else {
             /* only kept tokens run the layers; dropped ones pass through unchanged */
             kept = gather_kept(c, i, keep, s->gather, s->offsets);
             for (int64_t r = 0; r < kept; r++)
                 memcpy(s->xk + r * C, s->x + s->gather[r] * C, (size_t)C * sizeof(float));
             for (int j = 0; j < c->depths[i]; j++)
-                transformer_layer(s, &lv->layers[j], i, s->xk, kept, s->offsets, NULL);
+                transformer_layer(s, &lv->layers[j], i, s->xk, kept, s->offsets, NULL, NULL);
             for (int64_t r = 0; r < kept; r++)
                 memcpy(s->x + s->gather[r] * C, s->xk + r * C, (size_t)C * sizeof(float));
         }
@@ -524,8 +554,21 @@ void nest_forward_levels(nest_state *s, const uint8_t *keep)
     }
     /* final LayerNorm, mean over the top level's (kept) tokens, head */
     const int L = c->num_levels - 1;
-    const int64_t Cl = c->embed_dims[L], P = keep ? kept : (int64_t)c->grid[L] * c->grid[L];
-    nn_layernorm(s->pool, keep ? s->xk : s->maps[L], P, Cl, m->norm_w, m->norm_b, NEST_LN_EPS, s->y);
-    nn_meanpool(s->y, P, Cl, s->pooled);
+    const int64_t Cl = c->embed_dims[L], all = (int64_t)c->grid[L] * c->grid[L];
+    if (s->tape) s->tape->filtered = keep != NULL;
+    if (keep && s->tape) { /* the top level is one block: its rows are the map's pixels */
+        const uint8_t *rk = s->tape->rowkeep[L];
+        nn_layernorm(s->pool, s->maps[L], all, Cl, m->norm_w, m->norm_b, NEST_LN_EPS, s->y);
+        memset(s->pooled, 0, (size_t)Cl * sizeof(float));
+        for (int64_t r = 0; r < all; r++)
+            for (int64_t ch = 0; rk[r] && ch < Cl; ch++)
+                s->pooled[ch] += s->y[r * Cl + ch];
+        for (int64_t ch = 0; ch < Cl; ch++)
+            s->pooled[ch] /= (float)kept;
+    } else {
+        const int64_t P = keep ? kept : all;
+        nn_layernorm(s->pool, keep ? s->xk : s->maps[L], P, Cl, m->norm_w, m->norm_b, NEST_LN_EPS, s->y);
+        nn_meanpool(s->y, P, Cl, s->pooled);
+    }
     nn_linear(NULL, s->pooled, 1, Cl, m->head_w, m->head_b, c->num_classes, s->logits);
 }

@@ -2,6 +2,7 @@
  * Weights are used in place from a safetensors mapping; activations live in one arena per nest_state. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nn/nn.h"
 #include "nn/safetensors.h"
@@ -60,11 +61,14 @@ typedef struct nest_tape_layer {
 
 typedef struct nest_tape {
     nest_tape_layer *layers[NEST_MAX_LEVELS];
-    float *conv_out[NEST_MAX_LEVELS]; /* ConvPool conv output before its LayerNorm, levels >= 1 */
-    int32_t *argmax[NEST_MAX_LEVELS]; /* ConvPool max-pool routing, levels >= 1 */
-    float *grads[NEST_MAX_LEVELS];    /* d objective / d maps[i], filled by nest_backward */
-    int to_embed;                     /* also walk level 0 back to the patch embedding */
-    float *dembed;                    /* d objective / d embed (when to_embed) */
+    float *conv_out[NEST_MAX_LEVELS];  /* ConvPool conv output before its LayerNorm, levels >= 1 */
+    int32_t *argmax[NEST_MAX_LEVELS];  /* ConvPool max-pool routing, levels >= 1 */
+    float *grads[NEST_MAX_LEVELS];     /* d objective / d maps[i], filled by nest_backward */
+    int to_embed;                      /* also walk level 0 back to the patch embedding */
+    int filtered;                      /* the recorded forward ran with a keep mask (dense, masked form) */
+    uint8_t *rowkeep[NEST_MAX_LEVELS]; /* per level, blocked row order: token kept (when filtered) */
+    float *dmasked;                    /* scratch: d/d(branch output), dropped rows zeroed */
+    float *dembed;                     /* d objective / d embed (when to_embed) */
     float *dx, *dy, *dqkv, *dhidden, *dcol, *dlogits, *dpooled, *ws;
 } nest_tape;
 
@@ -97,6 +101,11 @@ void nest_forward(nest_state *s, const float *input);
  * the top level dropped tokens are removed and the head averages the kept ones. At least one must be kept.
  * maps[] then hold the pass-through values at dropped positions. No backward through it. */
 void nest_forward_filtered(nest_state *s, const float *input, const uint8_t *keep);
+/* With a tape (nest_state_enable_backward), a filtered forward runs in its dense, masked form instead:
+ * every token is computed, attention of kept tokens sees kept keys only, dropped tokens' branch outputs
+ * are zeroed (so they pass through) and the head averages the kept top-level tokens. The numbers are the
+ * gathered forward's; it costs what an unfiltered forward does, and nest_backward can walk it back. */
+
 /* The two halves of a forward: the patch embedding into s->embed ([grid_0, grid_0, C_0], channels-last,
  * before position embeddings), then everything after it. Callers may edit s->embed in between (token
  * impact: a token's content zeroed, its position embedding kept). */
@@ -108,8 +117,8 @@ void nest_forward_levels(nest_state *s, const uint8_t *keep);
 void nest_blockify(const float *map, int G, int S, int C, float *tok, int inverse);
 
 /* Backward from d objective / d logits (dlogits[num_classes]) to every level's output map:
- * fills s->tape->grads[i] (same layout as maps[i]), and tape->dembed when enabled. Needs a recorded,
- * unfiltered forward. Activations only. */
+ * fills s->tape->grads[i] (same layout as maps[i]), and tape->dembed when enabled. Needs a recorded
+ * forward (filtered or not). Activations only. */
 void nest_backward(nest_state *s, const float *dlogits);
 /* nest_backward from scale * log softmax(logits)[target] of the last recorded forward: scale 1 is
  * GradCAT's log p_c, scale -1 the cross-entropy loss of class `target`. */

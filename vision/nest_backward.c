@@ -40,8 +40,8 @@ int nest_state_enable_backward(nest_state *s, int to_embed)
         if (rows * C > rows_c_max) rows_c_max = rows * C;
         if (rows * 3 * C > qkv_max) qkv_max = rows * 3 * C;
         if (rows * c->hidden[i] > hid_max) hid_max = rows * c->hidden[i];
-        nn_attention_shape as = {c->num_blocks[i], c->seq_length,      C,
-                                 c->num_heads[i],  NN_MERGE_DIM_MAJOR, NULL};
+        nn_attention_shape as = {c->num_blocks[i],   c->seq_length, C,   c->num_heads[i],
+                                 NN_MERGE_DIM_MAJOR, NULL,          NULL};
         if ((int64_t)nn_attention_backward_workspace(&as, nt) > ws_max)
             ws_max = (int64_t)nn_attention_backward_workspace(&as, nt);
     }
@@ -54,6 +54,9 @@ int nest_state_enable_backward(nest_state *s, int to_embed)
     ADD(c->embed_dims[c->num_levels - 1]);
     ADD(ws_max);
     ADD((int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0]); /* dembed */
+    ADD(rows_c_max);                                          /* dmasked */
+    for (int i = 0; i < c->num_levels; i++)
+        total += nn_arena_cost((size_t)c->num_blocks[i] * c->seq_length);
 #undef ADD
     if (nn_arena_init(&s->tape_arena, total)) return VC_ERR_NOMEM;
     nn_arena *a = &s->tape_arena;
@@ -86,29 +89,47 @@ int nest_state_enable_backward(nest_state *s, int to_embed)
     t->dpooled = nn_arena_floats(a, c->embed_dims[c->num_levels - 1]);
     t->ws = nn_arena_floats(a, ws_max);
     t->dembed = nn_arena_floats(a, (int64_t)c->grid[0] * c->grid[0] * c->embed_dims[0]);
+    t->dmasked = nn_arena_floats(a, rows_c_max);
+    for (int i = 0; i < c->num_levels; i++)
+        t->rowkeep[i] = nn_arena_alloc(a, (size_t)c->num_blocks[i] * c->seq_length);
     t->to_embed = to_embed;
     s->tape = t;
     return 0;
 }
 
-/* dx holds d/d(layer output) on entry and d/d(layer input) on return. */
+/* m * dx: the gradient that reaches a branch whose output is zeroed for dropped rows (row_keep NULL: dx) */
+static const float *branch_grad(const nest_tape *t, const float *dx, int64_t rows, int64_t C,
+                                const uint8_t *row_keep)
+{
+    if (!row_keep) return dx;
+    for (int64_t r = 0; r < rows; r++) {
+        if (row_keep[r])
+            memcpy(t->dmasked + r * C, dx + r * C, (size_t)C * sizeof(float));
+        else
+            memset(t->dmasked + r * C, 0, (size_t)C * sizeof(float));
+    }
+    return t->dmasked;
+}
+
+/* dx holds d/d(layer output) on entry and d/d(layer input) on return. row_keep: the filtered forward's
+ * mask (dropped rows pass through: their branches get no gradient), or NULL. */
 static void layer_backward(nest_state *s, const nest_layer *ly, const nest_tape_layer *r, int level,
-                           float *dx)
+                           float *dx, const uint8_t *row_keep)
 {
     const nest_config *c = &s->m->cfg;
     nest_tape *t = s->tape;
     const int64_t rows = (int64_t)c->num_blocks[level] * c->seq_length, C = c->embed_dims[level];
     const int64_t Hd = c->hidden[level], n = rows * C;
-    nn_attention_shape as = {c->num_blocks[level], c->seq_length,      C,
-                             c->num_heads[level],  NN_MERGE_DIM_MAJOR, NULL};
+    nn_attention_shape as = {c->num_blocks[level], c->seq_length, C,   c->num_heads[level],
+                             NN_MERGE_DIM_MAJOR,   NULL,          NULL};
     /* MLP branch: x2 = x1 + fc2(gelu(fc1(LN2(x1)))) */
-    nn_linear_backward(s->pool, dx, rows, C, ly->fc2_w, Hd, t->dhidden);
+    nn_linear_backward(s->pool, branch_grad(t, dx, rows, C, row_keep), rows, C, ly->fc2_w, Hd, t->dhidden);
     nn_gelu_backward(r->h, t->dhidden, rows * Hd, t->dhidden);
     nn_linear_backward(s->pool, t->dhidden, rows, Hd, ly->fc1_w, C, t->dy);
     nn_layernorm_backward(s->pool, r->x1, t->dy, rows, C, ly->norm2_w, NEST_LN_EPS, t->dy);
     nn_add(dx, t->dy, n, dx);
     /* attention branch: x1 = x0 + proj(attn(qkv(LN1(x0)))) */
-    nn_linear_backward(s->pool, dx, rows, C, ly->proj_w, C, t->dy);
+    nn_linear_backward(s->pool, branch_grad(t, dx, rows, C, row_keep), rows, C, ly->proj_w, C, t->dy);
     nn_attention_backward(s->pool, &as, r->qkv, r->probs, t->dy, t->dqkv, t->ws);
     nn_linear_backward(s->pool, t->dqkv, rows, 3 * C, ly->qkv_w, C, t->dy);
     nn_layernorm_backward(s->pool, r->x0, t->dy, rows, C, ly->norm1_w, NEST_LN_EPS, t->dy);
@@ -124,14 +145,23 @@ void nest_backward(nest_state *s, const float *dlogits)
     const int64_t Cl = c->embed_dims[L], P = (int64_t)c->grid[L] * c->grid[L];
     /* head, global average pool, final LayerNorm */
     nn_linear_backward(NULL, dlogits, 1, c->num_classes, m->head_w, Cl, t->dpooled);
-    nn_meanpool_backward(t->dpooled, P, Cl, t->dy);
+    if (t->filtered) { /* the mean over the kept top-level tokens */
+        int64_t kept = 0;
+        for (int64_t p = 0; p < P; p++)
+            kept += t->rowkeep[L][p];
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t ch = 0; ch < Cl; ch++)
+                t->dy[p * Cl + ch] = t->rowkeep[L][p] ? t->dpooled[ch] / (float)kept : 0.f;
+    } else {
+        nn_meanpool_backward(t->dpooled, P, Cl, t->dy);
+    }
     nn_layernorm_backward(s->pool, s->maps[L], t->dy, P, Cl, m->norm_w, NEST_LN_EPS, t->grads[L]);
     for (int i = L; i >= (t->to_embed ? 0 : 1); i--) {
         const nest_level *lv = &m->levels[i];
         const int64_t C = c->embed_dims[i], G = c->grid[i], S = c->block_size;
         nest_blockify(t->grads[i], (int)(G / S), (int)S, (int)C, t->dx, 0);
         for (int j = c->depths[i] - 1; j >= 0; j--)
-            layer_backward(s, &lv->layers[j], &t->layers[i][j], i, t->dx);
+            layer_backward(s, &lv->layers[j], &t->layers[i][j], i, t->dx, t->filtered ? t->rowkeep[i] : NULL);
         /* + pos_embed passes the gradient through; back to the pooled map (or the patch embedding) */
         if (i == 0) {
             nest_blockify(t->dembed, (int)(G / S), (int)S, (int)C, t->dx, 1);

@@ -67,5 +67,15 @@ expect_fail "empty image" "empty.png" "$work/empty.png" -o "$work/y.png"
 [ ! -e "$work/y.png" ] && ok "no PNG for a bad image" || bad "PNG written for a bad image"
 ls "$work" | grep -q '\.tmp\.' && bad "temporary file left behind" || ok "no temporary files"
 
+# --keep: GradCAT through the filtered network (the shipped model carries its filter): the same class, a
+# picture, and --keep 1 identical to no filter
+"$vidcap" explain -np -c "ankle boot" "$src/samples/ankle-boot.jpg" -o "$work/k1.png" >"$work/full" 2>&1
+"$vidcap" explain -np -c "ankle boot" --keep 1 "$src/samples/ankle-boot.jpg" -o "$work/k1.png" >"$work/keep1" 2>&1
+cmp -s "$work/full" "$work/keep1" && ok "explain --keep 1 equals no filter" || bad "--keep 1: $(cat "$work/keep1")"
+"$vidcap" explain -np --keep 0.5 "$src/samples/ankle-boot.jpg" -o "$work/k05.png" >"$work/keep05" 2>"$work/err"
+[ $? -eq 0 ] && grep -q "ankle boot" "$work/keep05" && [ -s "$work/k05.png" ] && ok "explain --keep 0.5: $(cat "$work/keep05")" ||
+    bad "explain --keep 0.5: $(cat "$work/err")"
+expect_fail "explain keep 0" "must be in (0, 1]" --keep 0 "$src/samples/sneaker.png" -o "$work/z.png"
+
 [ $fail -eq 0 ] && echo "explain cli: all passed" || echo "explain cli: FAILED"
 exit $fail

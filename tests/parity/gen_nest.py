@@ -63,6 +63,11 @@ def expect(model, x):
     with torch.no_grad():
         fmaps, flogits = forward_filtered(model, x, keep)
     out["filtered.keep"] = keep.float()
+    _, fscores, fpath = gradcat(model, x, target=second, keep=keep)   # GradCAT through the filtered forward
+    out["fgradcat.target"] = torch.tensor([float(second)])
+    out["fgradcat.path"] = torch.tensor([[lv, by, bx, sc] for lv, by, bx, sc in fpath], dtype=torch.float32)
+    for i, sc in enumerate(fscores):
+        out[f"fgradcat.score{i}"] = sc
     loo, grad = token_impact(model, x, target)
     if loo is not None:
         out["impact.loo"] = loo
