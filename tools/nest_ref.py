@@ -233,10 +233,12 @@ def _attention_masked(attn, x, key_keep):
     return attn.proj(out)
 
 
-def filtered_top_tokens(model, x, keep_top):
+def filtered_top_tokens(model, x, keep_top, fill=None):
     """The levels of forward_filtered for a batch, with attention masks instead of gathers (same numbers up
     to rounding): x (B, C, H, W), keep_top (B, G_top, G_top) bool. Returns the top level's tokens
-    (B, N, C), dropped ones as they entered the level, and the keep mask over them (B, N)."""
+    (B, N, C), dropped ones as they entered the level, and the keep mask over them (B, N).
+    fill: per level below the top, a learned (C_i,) vector that replaces the dropped tokens' output (the
+    token filter's other option), or None: dropped tokens pass through."""
     L = len(model.levels)
     h = model.patch_embed.proj(x)
     for i, lvl in enumerate(model.levels):
@@ -252,14 +254,16 @@ def filtered_top_tokens(model, x, keep_top):
             t = torch.where(kb[..., None], y, t)
         if i == L - 1:
             return t[:, 0], kb[:, 0]                                       # one top block
+        if fill is not None:
+            t = torch.where(kb[..., None], t, fill[i])
         h = deblockify(t, S).permute(0, 3, 1, 2)
     raise AssertionError("unreachable")
 
 
-def forward_filtered_batched(model, x, keep_top):
+def forward_filtered_batched(model, x, keep_top, fill=None):
     """Logits of forward_filtered for a batch (the head averages the kept top-level tokens). Used to
     fine-tune with a filter."""
-    t, kb = filtered_top_tokens(model, x, keep_top)
+    t, kb = filtered_top_tokens(model, x, keep_top, fill)
     w = kb.float()[..., None]
     return model.head((model.norm(t) * w).sum(1) / w.sum(1))
 
