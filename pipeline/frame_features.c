@@ -365,9 +365,8 @@ int vc_features_save(const vc_features *f, const char *path, char *err, size_t e
     cJSON_AddStringToObject(o, "source", f->source);
     if (!(json = cJSON_PrintUnformatted(o))) goto end;
     if (st_writer_add_borrowed(w, "features", 2, shape, f->data) ||
-        st_writer_add_borrowed(w, "times", 1, tshape, f->times) ||
-        st_writer_meta(w, "vidcap.format", "1") || st_writer_meta(w, "vidcap.arch", "features") ||
-        st_writer_meta(w, "vidcap.features", json))
+        st_writer_add_borrowed(w, "times", 1, tshape, f->times) || st_writer_meta(w, "vidcap.format", "1") ||
+        st_writer_meta(w, "vidcap.arch", "features") || st_writer_meta(w, "vidcap.features", json))
         goto end;
     rc = st_writer_save(w, path, err, errlen);
     goto done;
