@@ -172,32 +172,12 @@ static const float *bind(binder *b, const char *name, int64_t d0, int64_t d1, in
         nd++;
     char key[256];
     snprintf(key, sizeof(key), "%s%s", b->prefix, name);
-    const st_tensor *t = st_find(b->f, key);
+    char why[512];
+    const st_tensor *t = st_expect(b->f, key, nd, want, why, sizeof(why));
     if (!t) {
-        b->rc = nn_error(VC_ERR_MODEL, b->err, b->errlen, st_path(b->f), "missing tensor %s", key);
+        b->rc = nn_error(VC_ERR_MODEL, b->err, b->errlen, st_path(b->f), "%s", why);
         return NULL;
     }
-    int ok = t->ndim == nd;
-    for (int i = 0; ok && i < nd; i++)
-        ok = t->shape[i] == want[i];
-    if (!ok) {
-        char got[128] = "", exp[96] = "";
-        for (int i = 0; i < t->ndim; i++)
-            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "," : "",
-                     (long long)t->shape[i]);
-        for (int i = 0; i < nd; i++)
-            snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%lld", i ? "," : "",
-                     (long long)want[i]);
-        b->rc = nn_error(VC_ERR_MODEL, b->err, b->errlen, st_path(b->f),
-                         "tensor %s has shape [%s], the config needs [%s]", key, got, exp);
-        return NULL;
-    }
-    for (int64_t i = 0; i < t->numel; i++)
-        if (!isfinite(t->data[i])) {
-            b->rc = nn_error(VC_ERR_MODEL, b->err, b->errlen, st_path(b->f),
-                             "tensor %s holds a non-finite value at %lld", key, (long long)i);
-            return NULL;
-        }
     if (b->seen) b->seen[b->used] = t;
     b->used++;
     return t->data;

@@ -689,3 +689,33 @@ const char *st_meta(const st_file *f, const char *key)
     }
     return NULL;
 }
+
+const st_tensor *st_expect(const st_file *f, const char *name, int ndim, const int64_t *want, char *why,
+                           size_t whylen)
+{
+    const st_tensor *t = st_find(f, name);
+    if (!t) {
+        snprintf(why, whylen, "missing tensor %s", name);
+        return NULL;
+    }
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = t->shape[i] == want[i];
+    if (!ok) {
+        char got[128] = "", exp[128] = "";
+        for (int i = 0; i < t->ndim; i++)
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "," : "",
+                     (long long)t->shape[i]);
+        for (int i = 0; i < ndim; i++)
+            snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%lld", i ? "," : "",
+                     (long long)want[i]);
+        snprintf(why, whylen, "tensor %s has shape [%s], the config needs [%s]", name, got, exp);
+        return NULL;
+    }
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!isfinite(t->data[i])) {
+            snprintf(why, whylen, "tensor %s holds a non-finite value at %lld", name, (long long)i);
+            return NULL;
+        }
+    return t;
+}

@@ -31,6 +31,11 @@ const char *st_path(const st_file *f);
 int st_n_tensors(const st_file *f);
 const st_tensor *st_tensor_at(const st_file *f, int i);       /* sorted by name */
 const st_tensor *st_find(const st_file *f, const char *name); /* NULL when absent */
+/* The tensor `name` with exactly the shape want[0..ndim) and only finite values, for binding weights; else
+ * NULL with the reason in why ("missing tensor X", "tensor X has shape [..], the config needs [..]",
+ * "tensor X holds a non-finite value at i"), without the file's name. */
+const st_tensor *st_expect(const st_file *f, const char *name, int ndim, const int64_t *want, char *why,
+                           size_t whylen);
 int st_n_meta(const st_file *f);
 const char *st_meta_key(const st_file *f, int i);
 const char *st_meta_value(const st_file *f, int i);

@@ -132,13 +132,6 @@ int nest_config_finish(nest_config *c, char *err, size_t errlen)
 
 /* ---- timm recognition ---- */
 
-static const st_tensor *find(const st_file *f, const char *prefix, const char *name)
-{
-    char key[256];
-    snprintf(key, sizeof(key), "%s%s", prefix, name);
-    return st_find(f, key);
-}
-
 int nest_config_from_timm(const st_file *f, nest_config *c, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
@@ -208,35 +201,13 @@ static const float *bind(binder *b, const char *name, int64_t d0, int64_t d1, in
     int nd = 0;
     while (nd < 4 && want[nd])
         nd++;
-    const st_tensor *t = find(b->f, b->prefix, name);
+    char key[256];
+    snprintf(key, sizeof(key), "%s%s", b->prefix, name);
+    const st_tensor *t = st_expect(b->f, key, nd, want, b->err, b->errlen);
     if (!t) {
-        snprintf(b->err, b->errlen, "missing tensor %s%s", b->prefix, name);
         b->rc = VC_ERR_MODEL;
         return NULL;
     }
-    int ok = t->ndim == nd;
-    for (int i = 0; ok && i < nd; i++)
-        ok = t->shape[i] == want[i];
-    if (!ok) {
-        char got[96] = "", exp[96] = "";
-        for (int i = 0; i < t->ndim && i < 8; i++)
-            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%lld", i ? "," : "",
-                     (long long)t->shape[i]);
-        for (int i = 0; i < nd; i++)
-            snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%lld", i ? "," : "",
-                     (long long)want[i]);
-        snprintf(b->err, b->errlen, "tensor %s%s has shape [%s], the config needs [%s]", b->prefix, name, got,
-                 exp);
-        b->rc = VC_ERR_MODEL;
-        return NULL;
-    }
-    for (int64_t i = 0; i < t->numel; i++)
-        if (!isfinite(t->data[i])) {
-            snprintf(b->err, b->errlen, "tensor %s%s holds a non-finite value at %lld", b->prefix, name,
-                     (long long)i);
-            b->rc = VC_ERR_MODEL;
-            return NULL;
-        }
     b->used++;
     return t->data;
 }
